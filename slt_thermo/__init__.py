@@ -1,0 +1,42 @@
+"""slt_thermo: thermodynamics of Bayesian learning, as singular learning theory describes it.
+
+Sample tempered posteriors p^β(w|D_n) ∝ φ(w) exp(−β nL_n(w)) over whole β-ladders with
+NUTS/HMC (and, as they land, SGLD and population annealing), then read free energies,
+learning coefficients and susceptibilities off the per-draw energies.
+
+    import slt_thermo as st
+    from slt_thermo import models
+
+    model = models.linear_regression(d=3)
+    target = st.Target(model, model.simulate(jax.random.key(0), n=200))
+    run = st.sample_nuts(target, betas=[0.1, 0.5, 1.0], num_chains=4,
+                         num_warmup=300, num_samples=500, key=jax.random.key(1))
+"""
+
+from . import errors, exact
+from .errors import (
+    DataError,
+    InvalidArgumentError,
+    LikelihoodError,
+    SLTThermoError,
+    TooFewHealthyChainsError,
+)
+from .results import Estimate, Samples, load
+from .samplers import sample_hmc, sample_nuts
+from .target import Target
+
+__all__ = [
+    "DataError",
+    "Estimate",
+    "InvalidArgumentError",
+    "LikelihoodError",
+    "SLTThermoError",
+    "Samples",
+    "Target",
+    "TooFewHealthyChainsError",
+    "errors",
+    "exact",
+    "load",
+    "sample_hmc",
+    "sample_nuts",
+]

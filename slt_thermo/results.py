@@ -1,0 +1,248 @@
+"""Result types: :class:`Samples` (draws over a β-ladder) and :class:`Estimate` (value ± error).
+
+``Samples`` wraps an ``xarray.Dataset`` with dims ``beta, chain, draw``:
+
+- ``nll`` (beta, chain, draw): the energy H(w) = n L_n(w) of each draw on the full data
+  (n K(w) for population targets). Not called ``energy``: ArviZ reserves that name for the
+  Hamiltonian energy of HMC.
+- one variable per parameter array (beta, chain, draw, <name>_dim_0, ...) when kept, in model space;
+- sampler statistics under ArviZ names: ``diverging``, ``acceptance_rate``, ``step_size``,
+  ``n_steps``, ``tree_depth``, ``energy``, ``lp``;
+- per-example log-likelihood accumulators over the draws of each (beta, chain), dims
+  (beta, chain, example): ``loglik_mean`` (running mean of log p(y_i|x_i,w)), ``loglik_m2``
+  (running sum of squared deviations, Welford), ``loglik_logsumexp`` (log Σ_draws p(y_i|x_i,w)).
+  With ``attrs["num_draws"]`` they give WAIC, the Bayes training loss and the functional variance
+  without ever storing a draws × n matrix;
+- ``healthy`` (beta, chain): False where the chain produced a non-finite value.
+
+Attributes record n, the sampler and its settings, the target name and, when known, the true λ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from .errors import InvalidArgumentError
+
+RESERVED = {
+    "nll", "healthy", "diverging", "acceptance_rate", "step_size", "n_steps", "tree_depth",
+    "energy", "lp", "loglik_mean", "loglik_m2", "loglik_logsumexp",
+}
+STAT_NAMES = ("diverging", "acceptance_rate", "step_size", "n_steps", "tree_depth", "energy", "lp")
+POINTWISE = ("loglik_mean", "loglik_m2", "loglik_logsumexp")
+
+
+def _arviz():
+    import arviz as az
+
+    return az
+
+
+class Samples:
+    """Draws from tempered posteriors over a β-ladder: an xarray.Dataset with helpers.
+
+    The dataset is ``samples.ds``; ``samples["nll"]`` and friends index into it.
+    """
+
+    def __init__(self, ds: xr.Dataset):
+        missing = {"nll", "healthy"} - set(ds.data_vars)
+        if missing or not {"beta", "chain", "draw"} <= set(ds.dims):
+            raise InvalidArgumentError(
+                "`ds` is not a Samples dataset: it needs dims beta, chain, draw and variables "
+                f"nll, healthy (missing: {sorted(missing)})"
+            )
+        self.ds = ds
+
+    # ----------------------------------------------------------------- access
+    def __getitem__(self, name):
+        return self.ds[name]
+
+    def __contains__(self, name):
+        return name in self.ds
+
+    @property
+    def betas(self) -> np.ndarray:
+        return self.ds["beta"].values
+
+    @property
+    def n(self) -> int:
+        return int(self.ds.attrs["n"])
+
+    @property
+    def nll(self) -> xr.DataArray:
+        return self.ds["nll"]
+
+    @property
+    def healthy(self) -> xr.DataArray:
+        return self.ds["healthy"]
+
+    @property
+    def param_names(self) -> list[str]:
+        names = self.ds.attrs.get("param_names", "")
+        return [s for s in str(names).split(",") if s]
+
+    @property
+    def params(self) -> dict[str, xr.DataArray]:
+        """The kept parameters, in model space, by name."""
+        return {k: self.ds[k] for k in self.param_names if k in self.ds}
+
+    @property
+    def num_draws(self) -> int:
+        return int(self.ds.sizes["draw"])
+
+    def sel_beta(self, beta) -> "Samples":
+        """The samples at one β (nearest rung), keeping the beta dimension of length 1."""
+        ds = self.ds.sel(beta=[float(beta)], method="nearest")
+        return Samples(ds)
+
+    # ----------------------------------------------------------------- diagnostics
+    def summary(self):
+        """Per-β table (pandas DataFrame): mean and MC standard error of nll, R-hat and bulk ESS
+        of nll over the healthy chains, healthy-chain count, divergences and acceptance rate."""
+        import pandas as pd
+
+        rows = []
+        for i, b in enumerate(self.betas):
+            ok = self.healthy.values[i]
+            x = self.nll.values[i][ok]
+            row = {"beta": b, "healthy_chains": int(ok.sum())}
+            if x.shape[0] >= 1 and x.shape[1] >= 4:
+                ess = ess_bulk(x)
+                row.update(
+                    nll_mean=float(x.mean()),
+                    nll_mcse=float(x.std(ddof=1) / math.sqrt(max(ess, 1.0))),
+                    nll_rhat=rhat(x) if x.shape[0] >= 2 else float("nan"),
+                    nll_ess_bulk=ess,
+                )
+            if "diverging" in self.ds:
+                row["divergences"] = int(self.ds["diverging"].values[i].sum())
+            if "acceptance_rate" in self.ds:
+                row["acceptance_rate"] = float(self.ds["acceptance_rate"].values[i].mean())
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("beta")
+
+    # ----------------------------------------------------------------- export
+    def to_arviz(self, beta=None):
+        """ArviZ data (InferenceData on arviz < 1, DataTree on arviz ≥ 1) at one β.
+
+        ``posterior`` holds the parameters and ``nll``; ``sample_stats`` the sampler statistics.
+        ``beta`` may be omitted when the run has a single rung.
+        """
+        if beta is None:
+            if len(self.betas) != 1:
+                raise InvalidArgumentError(
+                    f"`beta` is required: this run has {len(self.betas)} rungs; pick one of "
+                    f"{np.round(self.betas, 6).tolist()}"
+                )
+            beta = self.betas[0]
+        ds = self.ds.sel(beta=float(beta), method="nearest")
+        post = ds[self.param_names + ["nll"]] if self.param_names else ds[["nll"]]
+        stats = ds[[s for s in STAT_NAMES if s in ds]]
+        post = post.drop_vars("beta", errors="ignore")
+        stats = stats.drop_vars("beta", errors="ignore")
+        post.attrs = stats.attrs = {"beta": float(ds["beta"])}
+        az = _arviz()
+        if int(az.__version__.split(".")[0]) < 1:
+            return az.InferenceData(posterior=post, sample_stats=stats)
+        return xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
+
+    def save(self, path) -> str:
+        """Write to netCDF (h5netcdf engine). Returns the path. Round-trips via :func:`load`."""
+        path = os.fspath(path)
+        self.ds.to_netcdf(path, engine="h5netcdf")
+        return path
+
+    @classmethod
+    def load(cls, path) -> "Samples":
+        """Read Samples written by :meth:`save`."""
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise InvalidArgumentError(f"`path` {path!r} does not exist")
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            ds = ds.load()
+        ds["healthy"] = ds["healthy"].astype(bool)
+        if "diverging" in ds:
+            ds["diverging"] = ds["diverging"].astype(bool)
+        return cls(ds)
+
+    def __repr__(self):
+        b = self.betas
+        h = int(self.healthy.values.sum())
+        return (
+            f"Samples({self.ds.attrs.get('target', '?')}, sampler={self.ds.attrs.get('sampler', '?')}, "
+            f"n={self.n}, {len(b)} beta in [{b.min():.4g}, {b.max():.4g}], "
+            f"{self.ds.sizes['chain']} chains x {self.num_draws} draws, "
+            f"{h}/{b.size * self.ds.sizes['chain']} healthy)"
+        )
+
+
+def load(path) -> Samples:
+    """Read :class:`Samples` from a netCDF file written by ``Samples.save``."""
+    return Samples.load(path)
+
+
+def clean_attrs(attrs: dict) -> dict:
+    """netCDF-safe attributes: None dropped, bools as ints, dicts/lists as JSON strings."""
+    out = {}
+    for k, v in attrs.items():
+        if v is None:
+            continue
+        if isinstance(v, (bool, np.bool_)):
+            v = int(v)
+        elif isinstance(v, (dict, list, tuple)):
+            v = json.dumps(v, default=str)
+        elif not isinstance(v, (int, float, str, np.integer, np.floating)):
+            v = str(v)
+        out[k] = v
+    return out
+
+
+# --------------------------------------------------------------------- ArviZ-backed diagnostics
+def rhat(x: np.ndarray) -> float:
+    """Rank-normalized split R-hat of a (chain, draw) array (ArviZ)."""
+    az = _arviz()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(az.rhat(np.asarray(x, dtype=float)))
+
+
+def ess_bulk(x: np.ndarray) -> float:
+    """Bulk effective sample size of a (chain, draw) array (ArviZ)."""
+    az = _arviz()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(az.ess(np.asarray(x, dtype=float), method="bulk"))
+
+
+
+# --------------------------------------------------------------------- Estimate
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """A number with its standard error and provenance; prints as ``0.512 ± 0.011``."""
+
+    value: float
+    stderr: float
+    method: str = ""
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __str__(self):
+        s = self.stderr
+        if not (isinstance(s, (int, float)) and math.isfinite(s) and s > 0):
+            return f"{self.value:.4g} ± {s}"
+        decimals = max(0, 1 - math.floor(math.log10(s)))
+        return f"{self.value:.{decimals}f} ± {s:.{decimals}f}"
+
+    def __repr__(self):
+        extra = f", method={self.method!r}" if self.method else ""
+        return f"Estimate({self}{extra})"
+
+    def __float__(self):
+        return float(self.value)

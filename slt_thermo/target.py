@@ -1,0 +1,395 @@
+"""The tempered posterior: prior + per-example log-likelihood + data.
+
+A :class:`Target` is everything a sampler needs to draw from
+
+    p^β(w | D_n) ∝ φ(w) exp(−β H(w)),     H(w) = n L_n(w) = −Σ_i log p(y_i | x_i, w),
+
+optionally localized by exp(−γ/2 ‖w − w*‖²). β multiplies the likelihood only; the prior is never
+tempered. β is always a traced argument, so one compiled program serves a whole β-ladder.
+
+Parameters live in the model's own ("constrained") space: a uniform prior on [−1, 1] means
+params in [−1, 1]. Samplers move in an unconstrained space obtained with numpyro's bijections
+(``biject_to(support)``); :meth:`Target.log_density_unconstrained` adds the log-Jacobian so that
+the pushed-forward density is exactly the one above. Users never see the unconstrained space:
+samples are reported in model space.
+
+A Target is a JAX pytree whose only leaves are the data, so it can be passed to ``jax.jit``
+functions without baking the dataset into the compiled program.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.tree_util import register_pytree_node_class
+
+from .errors import DataError, InvalidArgumentError, LikelihoodError
+
+Params = Any
+Data = Any
+
+
+class _Spec:
+    """Static part of a Target (functions and metadata); hashed by identity for jit caching."""
+
+    def __init__(self, *, log_prior, log_likelihood, init, support, n, population_kl, model, name):
+        self.log_prior = log_prior
+        self.log_likelihood = log_likelihood
+        self.init = init
+        self.support = support
+        self.n = n
+        self.population_kl = population_kl
+        self.model = model
+        self.name = name
+
+
+def _check_key(key, argname="key"):
+    try:
+        ok = jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or (
+            key.dtype == jnp.uint32 and key.shape[-1:] == (2,)
+        )
+    except AttributeError:
+        ok = False
+    if not ok:
+        raise InvalidArgumentError(
+            f"`{argname}` must be a JAX PRNG key (jax.random.key(0) or jax.random.PRNGKey(0)), "
+            f"got {type(key).__name__}"
+        )
+
+
+def check_beta(beta, argname="beta"):
+    """Validate an inverse temperature given as a concrete number: finite and ≥ 0."""
+    b = np.asarray(beta, dtype=float)
+    if not np.all(np.isfinite(b)) or np.any(b < 0):
+        raise InvalidArgumentError(
+            f"`{argname}` must be finite and >= 0 (beta = 0 samples the prior), got {beta!r}"
+        )
+    return b
+
+
+def _validate_data(data) -> int:
+    """Return n, the common leading size of all data leaves; raise DataError if malformed."""
+    leaves = jax.tree_util.tree_leaves_with_path(data)
+    if not leaves:
+        raise DataError("`data` is empty: pass a pytree of arrays with the examples on axis 0")
+    sizes = {}
+    for path, leaf in leaves:
+        name = "data" + jax.tree_util.keystr(path)
+        arr = np.asarray(leaf)
+        if arr.ndim == 0:
+            raise DataError(f"`{name}` is a scalar; every data array needs the examples on axis 0")
+        if np.issubdtype(arr.dtype, np.number) and not np.all(np.isfinite(arr)):
+            bad = int(np.sum(~np.isfinite(arr)))
+            raise DataError(f"`{name}` has {bad} non-finite value(s) (NaN/inf); clean the data")
+        sizes[name] = arr.shape[0]
+    if len(set(sizes.values())) > 1:
+        listing = ", ".join(f"{k}: {v}" for k, v in sizes.items())
+        raise DataError(
+            f"`data` leaves disagree on the number of examples (leading axis): {listing}"
+        )
+    n = next(iter(sizes.values()))
+    if n < 1:
+        raise DataError("`data` has n = 0 examples; n must be >= 1")
+    return n
+
+
+def _flat_transforms(support, params):
+    """numpyro bijections (unconstrained → support), one per leaf of `params`."""
+    from numpyro.distributions import constraints
+    from numpyro.distributions.transforms import biject_to
+
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    if support is None:
+        return [None] * len(leaves), treedef
+    sup_leaves = jax.tree_util.tree_leaves(
+        support, is_leaf=lambda s: isinstance(s, constraints.Constraint)
+    )
+    if len(sup_leaves) != len(leaves):
+        raise InvalidArgumentError(
+            f"`support` has {len(sup_leaves)} leaves but the parameters have {len(leaves)}; "
+            "give one numpyro constraint per parameter array"
+        )
+    out = []
+    for s in sup_leaves:
+        out.append(None if s is constraints.real else biject_to(s))
+    return out, treedef
+
+
+@register_pytree_node_class
+class Target:
+    """Prior + per-example log-likelihood + data, with the tempered log density.
+
+    Construct with ``Target(model, data)`` for a zoo (or any :class:`Model`-like) object,
+    ``Target.population(model, n)`` for the deterministic population potential nK(w),
+    ``Target.from_functions(log_prior, log_likelihood, data, init)`` or
+    ``Target.from_numpyro(model_fn, *args, **kwargs)``.
+
+    Every public density method takes parameters in model space:
+
+    - :meth:`log_likelihood` — log p(y_i | x_i, w), one value per example, shape ``(n,)``;
+    - :meth:`nll` — H(w) = n L_n(w) = −Σ_i log p(y_i | x_i, w) (normalizers included);
+    - :meth:`nll_batch` — unbiased minibatch estimate of H(w), scaled to n;
+    - :meth:`log_prior` — log φ(w) (normalized where the model says so);
+    - :meth:`log_density` — log φ(w) − β H(w) − γ/2 ‖w − center‖².
+    """
+
+    def __init__(self, model, data, *, validate: bool = True):
+        for attr in ("log_prior", "log_likelihood"):
+            if not callable(getattr(model, attr, None)):
+                raise InvalidArgumentError(
+                    f"`model` must have a callable `{attr}`; got {type(model).__name__}. "
+                    "Use Target.from_functions for bare functions."
+                )
+        n = _validate_data(data)
+        init = getattr(model, "init", None)
+        spec = _Spec(
+            log_prior=model.log_prior,
+            log_likelihood=model.log_likelihood,
+            init=init,
+            support=getattr(model, "support", None),
+            n=n,
+            population_kl=None,
+            model=model,
+            name=getattr(model, "name", type(model).__name__),
+        )
+        self._spec = spec
+        self.data = jax.tree_util.tree_map(jnp.asarray, data)
+        if validate:
+            self._validate()
+
+    # ----------------------------------------------------------------- constructors
+    @classmethod
+    def from_functions(cls, log_prior, log_likelihood, data, init, *, support=None, name="custom"):
+        """Build a Target from bare functions.
+
+        Args:
+            log_prior: ``params -> scalar`` log φ(w).
+            log_likelihood: ``(params, data) -> (n,)`` log p(y_i|x_i, w) per example.
+            data: pytree of arrays, examples on axis 0.
+            init: ``key -> params`` or a params pytree (the initial point for every chain).
+            support: optional pytree of numpyro constraints matching params (default: real).
+        """
+        for argname, f in (("log_prior", log_prior), ("log_likelihood", log_likelihood)):
+            if not callable(f):
+                raise InvalidArgumentError(f"`{argname}` must be callable, got {type(f).__name__}")
+        model = _FunctionModel(log_prior, log_likelihood, init, support, name)
+        return cls(model, data)
+
+    @classmethod
+    def population(cls, model, n: int):
+        """The deterministic population potential: H(w) = n·K(w) instead of the data NLL.
+
+        With no data noise the thermodynamics is exactly computable (REFERENCE §0, §2.2), which
+        makes these targets the main exact fixtures for samplers and estimators. The model must
+        know K(w) (method ``kl``).
+        """
+        if not callable(getattr(model, "kl", None)):
+            raise InvalidArgumentError(
+                f"`model` {getattr(model, 'name', type(model).__name__)} does not know its "
+                "population potential K(w) (no `kl` method); use Target(model, data)"
+            )
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise InvalidArgumentError(f"`n` must be an integer >= 1, got {n!r}")
+        self = object.__new__(cls)
+        self._spec = _Spec(
+            log_prior=model.log_prior,
+            log_likelihood=None,
+            init=getattr(model, "init", None),
+            support=getattr(model, "support", None),
+            n=int(n),
+            population_kl=model.kl,
+            model=model,
+            name=getattr(model, "name", type(model).__name__) + " (population)",
+        )
+        self.data = None
+        self._validate()
+        return self
+
+    @classmethod
+    def from_numpyro(cls, model_fn, *args, **kwargs):
+        """Build a Target from a numpyro model.
+
+        Observed sites form the likelihood (their leading axis indexes the examples, as in a
+        ``numpyro.plate``), latent sites form the prior. Sampling happens in numpyro's
+        unconstrained space with the log-Jacobian added to the prior, exactly as numpyro does.
+        ``nll_batch`` evaluates the full data and subsamples (numpyro models receive their
+        data as arguments we cannot slice); use :meth:`from_functions` for cheap minibatches.
+        """
+        from ._numpyro import numpyro_parts
+
+        parts = numpyro_parts(model_fn, args, kwargs)
+        model = _FunctionModel(
+            parts.log_prior, parts.log_likelihood, parts.init, parts.support,
+            getattr(model_fn, "__name__", "numpyro_model"),
+        )
+        return cls(model, parts.data)
+
+    # ----------------------------------------------------------------- pytree protocol
+    def tree_flatten(self):
+        return (self.data,), self._spec
+
+    @classmethod
+    def tree_unflatten(cls, spec, children):
+        self = object.__new__(cls)
+        self._spec = spec
+        (self.data,) = children
+        return self
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def n(self) -> int:
+        """Number of examples (the n in H = nL_n)."""
+        return self._spec.n
+
+    @property
+    def model(self):
+        return self._spec.model
+
+    @property
+    def name(self) -> str:
+        return self._spec.name
+
+    @property
+    def is_population(self) -> bool:
+        return self._spec.population_kl is not None
+
+    @property
+    def support(self):
+        return self._spec.support
+
+    # ----------------------------------------------------------------- densities
+    def log_prior(self, params):
+        """log φ(w)."""
+        return jnp.asarray(self._spec.log_prior(params))
+
+    def log_likelihood(self, params):
+        """log p(y_i | x_i, w) for each example, shape (n,).
+
+        In population mode every example contributes −K(w), so the sum is −nK(w).
+        """
+        if self.is_population:
+            return jnp.full((self.n,), -self._spec.population_kl(params))
+        return jnp.asarray(self._spec.log_likelihood(params, self.data))
+
+    def nll(self, params):
+        """H(w) = n L_n(w) = −Σ_i log p(y_i|x_i, w) on the full data (n K(w) in population mode)."""
+        if self.is_population:
+            return self.n * self._spec.population_kl(params)
+        return -jnp.sum(self._spec.log_likelihood(params, self.data))
+
+    def nll_batch(self, params, idx):
+        """Unbiased minibatch estimate of H(w): −(n/|idx|) Σ_{i ∈ idx} log p(y_i|x_i, w)."""
+        if self.is_population:
+            return self.nll(params)
+        idx = jnp.asarray(idx)
+        batch = jax.tree_util.tree_map(lambda a: a[idx], self.data)
+        return -(self.n / idx.shape[0]) * jnp.sum(self._spec.log_likelihood(params, batch))
+
+    def log_density(self, params, beta, center=None, gamma=0.0):
+        """log φ(w) − β H(w) − (γ/2)‖w − center‖², unnormalized, in model space.
+
+        β is never baked in: pass it traced. The prior is not tempered.
+        """
+        if not isinstance(beta, jax.core.Tracer):
+            check_beta(beta)
+        out = self.log_prior(params) - beta * self.nll(params)
+        if center is not None:
+            out = out - 0.5 * gamma * sq_distance(params, center)
+        return out
+
+    # ----------------------------------------------------------------- unconstrained space
+    def to_unconstrained(self, params):
+        """Map model-space params to the sampler's unconstrained space."""
+        transforms, treedef = _flat_transforms(self.support, params)
+        leaves = jax.tree_util.tree_leaves(params)
+        out = [x if t is None else t.inv(x) for t, x in zip(transforms, leaves)]
+        return jax.tree_util.tree_unflatten(treedef, out)
+
+    def to_constrained(self, u):
+        """Map unconstrained params back to model space."""
+        transforms, treedef = _flat_transforms(self.support, u)
+        leaves = jax.tree_util.tree_leaves(u)
+        out = [x if t is None else t(x) for t, x in zip(transforms, leaves)]
+        return jax.tree_util.tree_unflatten(treedef, out)
+
+    def log_density_unconstrained(self, u, beta, center=None, gamma=0.0):
+        """The tempered log density pushed to unconstrained space (log-Jacobian included)."""
+        transforms, treedef = _flat_transforms(self.support, u)
+        leaves = jax.tree_util.tree_leaves(u)
+        w_leaves, logdet = [], 0.0
+        for t, x in zip(transforms, leaves):
+            if t is None:
+                w_leaves.append(x)
+            else:
+                w = t(x)
+                w_leaves.append(w)
+                logdet = logdet + jnp.sum(t.log_abs_det_jacobian(x, w))
+        w = jax.tree_util.tree_unflatten(treedef, w_leaves)
+        return self.log_density(w, beta, center, gamma) + logdet
+
+    # ----------------------------------------------------------------- init
+    def init(self, key):
+        """An initial point in model space (the model's ``init``; else uniform in (−2, 2)
+        in unconstrained space, numpyro's ``init_to_uniform``)."""
+        init = self._spec.init
+        if callable(init):
+            return init(key)
+        if init is None:
+            raise InvalidArgumentError(
+                "this target has no `init`; pass `init=` (a params pytree) to the sampler"
+            )
+        return jax.tree_util.tree_map(jnp.asarray, init)
+
+    # ----------------------------------------------------------------- validation
+    def _validate(self):
+        params = self.init(jax.random.PRNGKey(0))
+        lp = np.asarray(self.log_prior(params))
+        if lp.shape != ():
+            raise LikelihoodError(f"`log_prior` must return a scalar, got shape {lp.shape}")
+        if not np.isfinite(lp):
+            raise LikelihoodError(
+                f"`log_prior` is {lp} at the initial point; the init must lie in the prior's support"
+            )
+        if self.is_population:
+            k = np.asarray(self._spec.population_kl(params))
+            if k.shape != () or not np.isfinite(k):
+                raise LikelihoodError(f"`kl` must return a finite scalar at init, got {k!r}")
+            return
+        ll = np.asarray(self._spec.log_likelihood(params, self.data))
+        if ll.shape != (self.n,):
+            raise LikelihoodError(
+                f"`log_likelihood` must return one value per example, shape ({self.n},), "
+                f"got shape {ll.shape}; do not sum over the examples"
+            )
+        if not np.all(np.isfinite(ll)):
+            bad = int(np.sum(~np.isfinite(ll)))
+            raise LikelihoodError(
+                f"`log_likelihood` is non-finite for {bad} example(s) at the initial point"
+            )
+
+    def __repr__(self):
+        kind = "population" if self.is_population else "data"
+        return f"Target({self.name!r}, n={self.n}, {kind})"
+
+
+class _FunctionModel:
+    """Adapter: bare functions seen as a Model."""
+
+    def __init__(self, log_prior, log_likelihood, init, support, name):
+        self.log_prior = log_prior
+        self.log_likelihood = log_likelihood
+        self.init = init
+        self.support = support
+        self.name = name
+
+
+def sq_distance(params, center):
+    """‖w − w*‖² summed over every leaf of the params pytree."""
+    diffs = jax.tree_util.tree_map(lambda a, b: jnp.sum((a - b) ** 2), params, center)
+    return sum(jax.tree_util.tree_leaves(diffs))
+
+
+__all__ = ["Target", "check_beta", "sq_distance"]

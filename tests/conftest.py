@@ -1,0 +1,19 @@
+import math
+
+import numpy as np
+import pytest
+
+
+def mean_and_se(x):
+    """Mean of a (chain, draw) array and its Monte Carlo standard error (ArviZ bulk ESS)."""
+    from slt_thermo.results import ess_bulk
+
+    x = np.asarray(x, dtype=float)
+    return float(x.mean()), float(x.std(ddof=1) / math.sqrt(ess_bulk(x)))
+
+
+@pytest.fixture(scope="session")
+def keys():
+    import jax
+
+    return lambda i: jax.random.PRNGKey(i)
