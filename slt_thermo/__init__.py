@@ -24,6 +24,15 @@ from .errors import (
 from .results import Estimate, Samples, load
 from .samplers import sample_hmc, sample_nuts
 from .target import Target
+from .thermo import (
+    free_energy,
+    free_energy_curve,
+    free_energy_vs_n,
+    ladder,
+    rlct,
+    ti_free_energy,
+    wbic,
+)
 
 __all__ = [
     "DataError",
@@ -36,6 +45,13 @@ __all__ = [
     "TooFewHealthyChainsError",
     "errors",
     "exact",
+    "free_energy",
+    "free_energy_curve",
+    "free_energy_vs_n",
+    "ladder",
+    "rlct",
+    "ti_free_energy",
+    "wbic",
     "load",
     "sample_hmc",
     "sample_nuts",

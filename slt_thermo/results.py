@@ -5,6 +5,7 @@
 - ``nll`` (beta, chain, draw): the energy H(w) = n L_n(w) of each draw on the full data
   (n K(w) for population targets). Not called ``energy``: ArviZ reserves that name for the
   Hamiltonian energy of HMC.
+- ``log_prior`` (beta, chain, draw): log φ(w) of each draw (for entropies and internal energies);
 - one variable per parameter array (beta, chain, draw, <name>_dim_0, ...) when kept, in model space;
 - sampler statistics under ArviZ names: ``diverging``, ``acceptance_rate``, ``step_size``,
   ``n_steps``, ``tree_depth``, ``energy``, ``lp``;
@@ -33,7 +34,7 @@ import xarray as xr
 from .errors import InvalidArgumentError
 
 RESERVED = {
-    "nll", "healthy", "diverging", "acceptance_rate", "step_size", "n_steps", "tree_depth",
+    "nll", "log_prior", "healthy", "diverging", "acceptance_rate", "step_size", "n_steps", "tree_depth",
     "energy", "lp", "loglik_mean", "loglik_m2", "loglik_logsumexp",
 }
 STAT_NAMES = ("diverging", "acceptance_rate", "step_size", "n_steps", "tree_depth", "energy", "lp")

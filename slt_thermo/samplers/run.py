@@ -117,17 +117,19 @@ def _run_chunk(config, plan: Plan, target: Target, states, acc, healthy, key, be
         w = jax.vmap(target.to_constrained)(jax.vmap(kernel.position)(states))
 
         def record(acc):
+            log_prior = jax.vmap(target.log_prior)(w)
             if plan.keep_pointwise:
                 ll = jax.vmap(target.log_likelihood)(w)
-                return _update_acc(acc, ll), -jnp.sum(ll, axis=1)
-            return acc, jax.vmap(target.nll)(w)
+                return _update_acc(acc, ll), (-jnp.sum(ll, axis=1), log_prior)
+            return acc, (jax.vmap(target.nll)(w), log_prior)
 
         def skip(acc):
-            return acc, jnp.full((num,), jnp.nan, dtype=jnp.result_type(float))
+            nan = jnp.full((num,), jnp.nan, dtype=jnp.result_type(float))
+            return acc, (nan, nan)
 
-        acc, nll = jax.lax.cond(in_samp, record, skip, acc)
+        acc, (nll, log_prior) = jax.lax.cond(in_samp, record, skip, acc)
         healthy = healthy & jax.vmap(kernel.finite)(states) & (jnp.isfinite(nll) | ~in_samp)
-        out = {"nll": nll, **jax.vmap(kernel.stats)(states)}
+        out = {"nll": nll, "log_prior": log_prior, **jax.vmap(kernel.stats)(states)}
         if plan.keep_params:
             out["params"] = w
         return (states, acc, healthy), out

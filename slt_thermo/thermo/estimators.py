@@ -1,0 +1,248 @@
+"""Learning-coefficient (RLCT) estimators, WBIC, and the free energy as a function of n.
+
+All read the per-draw energy H = nL_n of a tempered run (REFERENCE §2.3–2.4):
+
+- ``"two_temperature"`` (Watanabe 2013, Cor. 3): λ̂ = (E^{β1} − E^{β2}) / (1/β1 − 1/β2) with
+  β_i = β0_i / log n (default β0 = 1, 2);
+- ``"ols"`` (Wei, Murfet et al. 2022): the slope of E^{β_j}[nL_n] against 1/β_j over the rungs,
+  weighted least squares with the rungs' Monte Carlo errors;
+- ``"specific_heat"``: λ̂ = β² Var^β[nL_n] at β = 1/log n (Imai 2019).
+
+Each is consistent as n → ∞; at finite n a model with multiplicity m > 1 biases all of them low
+by about (m − 1)/log(βn) (REFERENCE §2.2(b)). A missing rung is reached by importance
+reweighting from the nearest sampled rung, E^{β'}[H] = E^β[H e^{−(β'−β)H}] / E^β[e^{−(β'−β)H}];
+its standard error is then the spread of per-chain estimates.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Callable
+
+import numpy as np
+import xarray as xr
+from scipy.special import logsumexp
+
+from ..errors import InvalidArgumentError
+from ..results import Estimate, Samples
+from .stats import healthy_draws, rung_stats
+
+RLCT_METHODS = ("two_temperature", "ols", "specific_heat")
+_RTOL = 1e-3  # a rung within 0.1% of the requested β counts as that β
+
+
+def _reweighted_energy(x: np.ndarray, beta_from: float, beta_to: float) -> float:
+    """Self-normalized importance estimate of E^{beta_to}[H] from draws at beta_from."""
+    logw = -(beta_to - beta_from) * x
+    return float(np.exp(logsumexp(logw, b=x) - logsumexp(logw)))
+
+
+def energy_at(samples: Samples, beta: float) -> tuple[float, float, str]:
+    """E^β[nL_n] and its standard error at any β: the sampled rung if there is one within 0.1%,
+    else importance reweighting from the nearest rung (error from per-chain estimates)."""
+    betas = samples.betas
+    i = int(np.argmin(np.abs(betas - beta)))
+    stats = rung_stats(samples)
+    if abs(betas[i] - beta) <= _RTOL * beta:
+        return float(stats["E"].values[i]), float(stats["E_se"].values[i]), "sampled"
+    x = healthy_draws(samples)[i]
+    if x.shape[0] < 2:
+        raise InvalidArgumentError(
+            f"no rung at beta = {beta:.6g} and reweighting needs >= 2 healthy chains; "
+            "sample that β (st.ladder.around_wbic) or run more chains"
+        )
+    pooled = _reweighted_energy(x.ravel(), betas[i], beta)
+    per_chain = np.array([_reweighted_energy(c, betas[i], beta) for c in x])
+    se = float(per_chain.std(ddof=1) / math.sqrt(len(per_chain)))
+    logw = -(beta - betas[i]) * x.ravel()
+    ess = float(np.exp(2 * logsumexp(logw) - logsumexp(2 * logw)))
+    if ess < 0.05 * x.size:
+        warnings.warn(
+            f"reweighting from beta = {betas[i]:.4g} to {beta:.4g} has importance ESS {ess:.0f} of "
+            f"{x.size} draws; sample closer to that β", stacklevel=3,
+        )
+    return pooled, se, f"reweighted from {betas[i]:.6g}"
+
+
+def wbic(samples: Samples) -> Estimate:
+    """WBIC = E^β[nL_n] at β = 1/log n (Watanabe 2013): an estimate of the Bayes free energy
+    that shares its λ log n term (not the −(m−1) log log n one)."""
+    n = samples.n
+    beta = 1.0 / math.log(n)
+    E, se, how = energy_at(samples, beta)
+    return Estimate(E, se, method="wbic", details={"beta": beta, "n": n, "source": how})
+
+
+def _truth(samples):
+    t = samples.ds.attrs.get("true_rlct")
+    return None if t is None else str(t)
+
+
+def rlct(samples: Samples, method: str = "two_temperature", *, beta0=(1.0, 2.0), beta=None,
+         betas=None) -> Estimate:
+    """Estimate the learning coefficient λ from a tempered run.
+
+    Args:
+        samples: the run (``nll`` per draw). n is ``samples.n``.
+        method: ``"two_temperature"``, ``"ols"`` or ``"specific_heat"`` (module docstring).
+        beta0: (β0_1, β0_2) of the two-temperature estimator, β_i = β0_i/log n.
+        beta: the rung of ``specific_heat`` (default 1/log n; nearest sampled rung).
+        betas: for ``ols``, the (lo, hi) β-range of rungs to regress on (default: all β > 0).
+
+    Returns:
+        :class:`Estimate` with ``details`` naming the rungs used and, when the run knows it,
+        the true λ (``truth``).
+    """
+    if method not in RLCT_METHODS:
+        raise InvalidArgumentError(f"`method` must be one of {RLCT_METHODS}, got {method!r}")
+    n = samples.n
+    if n < 2:
+        raise InvalidArgumentError("`samples` has n < 2; log n must be positive")
+    logn = math.log(n)
+    details = {"n": n, "truth": _truth(samples)}
+    if method == "two_temperature":
+        b1, b2 = (float(b) / logn for b in beta0)
+        if b1 == b2 or b1 <= 0 or b2 <= 0:
+            raise InvalidArgumentError(f"`beta0` must be two distinct positive numbers, got {beta0!r}")
+        E1, se1, how1 = energy_at(samples, b1)
+        E2, se2, how2 = energy_at(samples, b2)
+        denom = 1 / b1 - 1 / b2
+        value = (E1 - E2) / denom
+        se = math.sqrt(se1**2 + se2**2) / abs(denom)
+        details.update(betas=(b1, b2), sources=(how1, how2))
+        return Estimate(value, se, method=method, details=details)
+    stats = rung_stats(samples)
+    all_b = stats["beta"].values
+    if method == "specific_heat":
+        target = 1 / logn if beta is None else float(beta)
+        i = int(np.argmin(np.abs(all_b - target)))
+        b = float(all_b[i])
+        if abs(b - target) > 0.05 * target:
+            warnings.warn(f"specific_heat: nearest rung {b:.4g} is not at the requested β = {target:.4g}",
+                          stacklevel=2)
+        value = b**2 * float(stats["Var"].values[i])
+        se = b**2 * float(stats["Var_se"].values[i])
+        details.update(beta=b)
+        return Estimate(value, se, method=method, details=details)
+    lo, hi = (0.0, np.inf) if betas is None else betas
+    keep = (all_b > 0) & (all_b >= lo) & (all_b <= hi)
+    if keep.sum() < 2:
+        raise InvalidArgumentError("`ols` needs at least two rungs with β > 0 in the chosen range")
+    slope, slope_se, chi2 = _wls_slope(1 / all_b[keep], stats["E"].values[keep], stats["E_se"].values[keep])
+    details.update(betas=all_b[keep].tolist(), reduced_chi2=chi2)
+    return Estimate(slope, slope_se, method=method, details=details)
+
+
+def _wls_slope(x, y, se):
+    """Weighted least-squares slope of y on x with intercept; error scaled by max(1, χ²_red)."""
+    w = 1 / np.maximum(se, 1e-12) ** 2
+    X = np.stack([np.ones_like(x), x], axis=1)
+    cov = np.linalg.inv(X.T @ (w[:, None] * X))
+    coef = cov @ (X.T @ (w * y))
+    resid = y - X @ coef
+    dof = max(len(x) - 2, 1)
+    chi2 = float(np.sum(w * resid**2) / dof) if len(x) > 2 else float("nan")
+    scale = max(1.0, chi2) if np.isfinite(chi2) else 1.0
+    return float(coef[1]), float(np.sqrt(cov[1, 1] * scale)), chi2
+
+
+def free_energy_vs_n(model_or_factory, ns, betas, *, key, data=None, method="corrected_trapezoid",
+                     sampler=None, **sampler_kwargs) -> xr.Dataset:
+    """F(β) over (n, β) on nested subsets of one dataset, and a fit of the Bayes free energy
+
+        F_n ≈ n L_n(w0) + λ log n − (m − 1) log log n + c.
+
+    Args:
+        model_or_factory: a zoo-style Model (``simulate``, ``true_params``): one dataset of
+            max(ns) examples is simulated (or ``data`` used) and its first n examples form each
+            target; or a callable ``n -> Target`` (then n L_n(w0) is unknown and fitted as a·n).
+        ns: increasing dataset sizes.
+        betas: the ladder for every n, starting at β = 0 and ending at β = 1 (``ladder.power``).
+        key: PRNG key; sampler_kwargs go to the sampler (default ``sample_nuts``).
+
+    Returns:
+        xarray.Dataset over (n, beta) with ``F``, ``F_se``, ``E``, ``E_se``, ``Var``; over n with
+        ``F_n`` (F at β = 1), ``nll_true`` (n L_n(w0), NaN if unknown); attrs ``lambda_hat``,
+        ``lambda_se``, ``m_hat``, ``m_se`` from a weighted least-squares fit.
+    """
+    import jax
+
+    from ..samplers import sample_nuts
+    from ..target import Target
+    from .integration import free_energy_curve
+
+    ns = [int(v) for v in ns]
+    if len(ns) < 3 or any(b <= a for a, b in zip(ns, ns[1:])) or ns[0] < 2:
+        raise InvalidArgumentError(f"`ns` must be >= 3 increasing sizes >= 2, got {ns!r}")
+    betas = np.asarray(betas, dtype=float)
+    if betas[0] != 0 or abs(betas[-1] - 1.0) > 1e-12:
+        raise InvalidArgumentError("`betas` must run from 0 to 1 (use st.ladder.power(num))")
+    sampler = sample_nuts if sampler is None else sampler
+    is_model = hasattr(model_or_factory, "log_likelihood") and hasattr(model_or_factory, "simulate")
+    if is_model:
+        model = model_or_factory
+        if data is None:
+            key, sub = jax.random.split(key)
+            data = model.simulate(sub, ns[-1])
+
+        def make(n):
+            return Target(model, jax.tree_util.tree_map(lambda a: a[:n], data))
+    elif callable(model_or_factory):
+        model, make = None, model_or_factory
+    else:
+        raise InvalidArgumentError("`model_or_factory` must be a Model or a callable n -> Target")
+
+    rows = []
+    for i, n in enumerate(ns):
+        target = make(n)
+        run = sampler(target, betas, key=jax.random.fold_in(key, i), **sampler_kwargs)
+        curve = free_energy_curve(run, method=method)
+        stats = rung_stats(run)
+        w0 = getattr(model, "true_params", None) if model is not None else None
+        nll_true = float(target.nll(w0)) if w0 is not None else float("nan")
+        rows.append((curve, stats, nll_true))
+
+    ds = xr.Dataset(
+        {
+            "F": (("n", "beta"), np.stack([r[0]["F"].values for r in rows])),
+            "F_se": (("n", "beta"), np.stack([r[0]["F_se"].values for r in rows])),
+            "E": (("n", "beta"), np.stack([r[1]["E"].values for r in rows])),
+            "E_se": (("n", "beta"), np.stack([r[1]["E_se"].values for r in rows])),
+            "Var": (("n", "beta"), np.stack([r[1]["Var"].values for r in rows])),
+            "nll_true": ("n", np.array([r[2] for r in rows])),
+        },
+        coords={"n": ns, "beta": betas},
+    )
+    ds["F_n"] = ds["F"].isel(beta=-1)
+    fit = fit_free_energy(np.array(ns), ds["F_n"].values, ds["F_se"].isel(beta=-1).values,
+                          ds["nll_true"].values)
+    ds.attrs.update(fit)
+    return ds
+
+
+def fit_free_energy(ns, F, F_se, nll_true=None) -> dict:
+    """Weighted least squares of F_n − nL_n(w0) on [log n, −log log n, 1] (plus n when
+    nL_n(w0) is unknown): returns λ̂, m̂ = 1 + coefficient of −log log n, and their errors."""
+    ns = np.asarray(ns, dtype=float)
+    y = np.asarray(F, dtype=float)
+    cols = [np.log(ns), -np.log(np.log(ns)), np.ones_like(ns)]
+    known = nll_true is not None and np.all(np.isfinite(nll_true))
+    if known:
+        y = y - np.asarray(nll_true, dtype=float)
+    else:
+        cols.append(ns)
+    X = np.stack(cols, axis=1)
+    if X.shape[0] < X.shape[1]:
+        raise InvalidArgumentError(f"the fit needs at least {X.shape[1]} values of n, got {X.shape[0]}")
+    w = 1 / np.maximum(np.asarray(F_se, dtype=float), 1e-9) ** 2
+    cov = np.linalg.pinv(X.T @ (w[:, None] * X))
+    coef = cov @ (X.T @ (w * y))
+    resid = y - X @ coef
+    dof = X.shape[0] - X.shape[1]
+    chi2 = float(np.sum(w * resid**2) / dof) if dof > 0 else float("nan")
+    scale = max(1.0, chi2) if np.isfinite(chi2) else 1.0
+    err = np.sqrt(np.diag(cov) * scale)
+    return {"lambda_hat": float(coef[0]), "lambda_se": float(err[0]),
+            "m_hat": float(1 + coef[1]), "m_se": float(err[1]), "fit_reduced_chi2": chi2,
+            "nll_true_known": int(known)}
