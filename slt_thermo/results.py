@@ -116,12 +116,11 @@ class Samples:
             x = self.nll.values[i][ok]
             row = {"beta": b, "healthy_chains": int(ok.sum())}
             if x.shape[0] >= 1 and x.shape[1] >= 4:
-                ess = ess_bulk(x)
                 row.update(
                     nll_mean=float(x.mean()),
-                    nll_mcse=float(x.std(ddof=1) / math.sqrt(max(ess, 1.0))),
+                    nll_mcse=float(x.std(ddof=1) / math.sqrt(max(ess_mean(x), 1.0))),
                     nll_rhat=rhat(x) if x.shape[0] >= 2 else float("nan"),
-                    nll_ess_bulk=ess,
+                    nll_ess_bulk=ess_bulk(x),
                 )
             if "diverging" in self.ds:
                 row["divergences"] = int(self.ds["diverging"].values[i].sum())
@@ -213,6 +212,15 @@ def rhat(x: np.ndarray) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return float(az.rhat(np.asarray(x, dtype=float)))
+
+
+def ess_mean(x: np.ndarray) -> float:
+    """ESS for the mean of a (chain, draw) array (ArviZ ``method="mean"``): the one that gives
+    the Monte Carlo standard error of a mean, sd/√ESS (ArviZ's ``mcse_mean``)."""
+    az = _arviz()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(az.ess(np.asarray(x, dtype=float), method="mean"))
 
 
 def ess_bulk(x: np.ndarray) -> float:

@@ -5,11 +5,11 @@ import pytest
 
 
 def mean_and_se(x):
-    """Mean of a (chain, draw) array and its Monte Carlo standard error (ArviZ bulk ESS)."""
-    from slt_thermo.results import ess_bulk
+    """Mean of a (chain, draw) array and its Monte Carlo standard error (ArviZ's ESS for the mean)."""
+    from slt_thermo.results import ess_mean
 
     x = np.asarray(x, dtype=float)
-    return float(x.mean()), float(x.std(ddof=1) / math.sqrt(ess_bulk(x)))
+    return float(x.mean()), float(x.std(ddof=1) / math.sqrt(ess_mean(x)))
 
 
 @pytest.fixture(scope="session")

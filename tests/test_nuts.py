@@ -1,7 +1,7 @@
 """Tempered NUTS/HMC over a β-ladder, checked against exact thermodynamics.
 
 Tolerances: each sampled mean is compared with the exact value within 4 Monte Carlo standard
-errors (ESS-based, ArviZ bulk ESS over the pooled chains), with fixed seeds.
+errors (ArviZ ESS for the mean over the pooled chains), with fixed seeds.
 """
 
 import math

@@ -1,7 +1,7 @@
 """Per-rung energy statistics with Monte Carlo errors: the common input of every estimator.
 
 Everything here reads the per-draw energy ``nll`` = H(w) = nL_n(w) of :class:`~slt_thermo.Samples`,
-pools the healthy chains of each β, and attaches ESS-based standard errors (ArviZ bulk ESS), so
+pools the healthy chains of each β, and attaches ESS-based standard errors (ArviZ's ESS for the mean), so
 that estimators built on top (TI, λ estimators, specific heat) carry honest error bars.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InvalidArgumentError, TooFewHealthyChainsError
-from ..results import Samples, ess_bulk
+from ..results import Samples, ess_mean
 
 
 def healthy_draws(samples: Samples, var: str = "nll", *, min_chains: int = 1) -> list[np.ndarray]:
@@ -46,9 +46,9 @@ def healthy_draws(samples: Samples, var: str = "nll", *, min_chains: int = 1) ->
 
 
 def mean_se(x: np.ndarray) -> tuple[float, float, float]:
-    """(mean, standard error, ESS) of a (chain, draw) array; SE = sd/√ESS_bulk."""
+    """(mean, standard error, ESS) of a (chain, draw) array; SE = sd/√ESS_mean (ArviZ mcse_mean)."""
     x = np.asarray(x, dtype=float)
-    ess = ess_bulk(x) if x.shape[1] >= 4 else float(x.size)
+    ess = ess_mean(x) if x.shape[1] >= 4 else float(x.size)
     ess = max(min(ess, float(x.size)), 1.0) if math.isfinite(ess) else 1.0
     sd = float(x.std(ddof=1)) if x.size > 1 else float("nan")
     return float(x.mean()), sd / math.sqrt(ess), ess
