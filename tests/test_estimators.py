@@ -96,3 +96,29 @@ def test_fit_free_energy_on_exact_normal_crossing_values():
     fit = st.thermo.fit_free_energy(ns, F, np.full(ns.size, 1e-6), nll_true=np.zeros(ns.size))
     assert abs(fit["lambda_hat"] - 0.5) < 0.01
     assert 1.5 < fit["m_hat"] < 2.0
+
+
+def test_free_energy_vs_n_on_nested_subsets():
+    """F_n on the first n examples of one dataset matches the exact evidence of that subset."""
+    m = models.linear_regression(d=1)
+    data = m.simulate(jax.random.PRNGKey(11), 80)
+    ns = [20, 40, 80]
+    ds = st.free_energy_vs_n(m, ns, st.ladder.power(10), key=jax.random.PRNGKey(12), data=data,
+                             num_chains=4, num_warmup=200, num_samples=300, progress=False)
+    assert ds["F"].dims == ("n", "beta") and list(ds["n"].values) == ns
+    for n in ns:
+        sub = {k: v[:n] for k, v in data.items()}
+        truth = float(m.exact_thermo(sub, 1.0).F)
+        F, se = float(ds["F_n"].sel(n=n)), float(ds["F_se"].sel(n=n).isel(beta=-1))
+        assert abs(F - truth) < Z * se, (n, F, truth, se)
+        np.testing.assert_allclose(float(ds["nll_true"].sel(n=n)),
+                                   float(st.Target(m, sub).nll(m.true_params)), rtol=1e-6)
+    assert np.isfinite(ds.attrs["lambda_hat"]) and ds.attrs["nll_true_known"] == 1
+
+
+def test_adaptive_ladder_is_geometric_where_var_is_lambda_over_beta_squared(w2_run):
+    """Var^β ≈ λ/β² (population w²) makes equal thermodynamic length geometric in β."""
+    b = st.ladder.adaptive(w2_run, num=5)
+    np.testing.assert_allclose(b[[0, -1]], w2_run.betas[[0, -1]])
+    ratios = b[1:] / b[:-1]
+    np.testing.assert_allclose(ratios, ratios.mean(), rtol=0.02)
