@@ -159,7 +159,9 @@ def free_energy_vs_n(model_or_factory, ns, betas, *, key, data=None, method="cor
     Args:
         model_or_factory: a zoo-style Model (``simulate``, ``true_params``): one dataset of
             max(ns) examples is simulated (or ``data`` used) and its first n examples form each
-            target; or a callable ``n -> Target`` (then n L_n(w0) is unknown and fitted as a·n).
+            target; or a callable ``n -> Target`` (e.g. ``lambda n: Target.population(m, n)``).
+            n L_n(w0) comes from the target's model's ``true_params``; where unknown it is
+            fitted as a·n.
         ns: increasing dataset sizes.
         betas: the ladder for every n, starting at β = 0 and ending at β = 1 (``ladder.power``).
         key: PRNG key; sampler_kwargs go to the sampler (default ``sample_nuts``).
@@ -192,7 +194,7 @@ def free_energy_vs_n(model_or_factory, ns, betas, *, key, data=None, method="cor
         def make(n):
             return Target(model, jax.tree_util.tree_map(lambda a: a[:n], data))
     elif callable(model_or_factory):
-        model, make = None, model_or_factory
+        make = model_or_factory
     else:
         raise InvalidArgumentError("`model_or_factory` must be a Model or a callable n -> Target")
 
@@ -202,7 +204,7 @@ def free_energy_vs_n(model_or_factory, ns, betas, *, key, data=None, method="cor
         run = sampler(target, betas, key=jax.random.fold_in(key, i), **sampler_kwargs)
         curve = free_energy_curve(run, method=method)
         stats = rung_stats(run)
-        w0 = getattr(model, "true_params", None) if model is not None else None
+        w0 = getattr(target.model, "true_params", None)
         nll_true = float(target.nll(w0)) if w0 is not None else float("nan")
         rows.append((curve, stats, nll_true))
 

@@ -1,0 +1,158 @@
+"""RLCT accuracy: λ̂ by every estimator against the exact λ for the zoo, at n = 1e3 and 1e4.
+
+For each model with a known (λ, m) (from slt_thermo.exact) and each n, one dataset is simulated
+from the true parameters and NUTS samples the tempered posterior on a 5-rung geometric ladder
+around β = 1/log n (rungs 1/(2 log n) … 2/log n, so 1/log n and 2/log n are sampled). From the
+same run: two-temperature (β0 = 1, 2), OLS over the 5 rungs, specific heat at 1/log n.
+
+For m > 1 models, the Bayes free energy of the population potential (Target.population) is
+computed by TI at several n and fitted with F_n = λ log n − (m − 1) log log n + c.
+
+Writes benchmarks/results/rlct_accuracy.json and .md, and prints the markdown table.
+
+    python benchmarks/rlct_accuracy.py            # full (n = 1e3, 1e4)
+    python benchmarks/rlct_accuracy.py --quick    # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+import warnings
+
+import jax
+import numpy as np
+
+import slt_thermo as st
+from slt_thermo import models
+
+CASES = {
+    "monomial w^2": lambda: models.monomial(1),
+    "monomial w^4": lambda: models.monomial(2),
+    "monomial w1^2 w2^4": lambda: models.monomial((1, 2)),
+    "monomial w1^2 w2^2 (m=2)": lambda: models.monomial((1, 1)),
+    "linear_regression d=4": lambda: models.linear_regression(4),
+    "reduced_rank(3,3,2,1)": lambda: models.reduced_rank(3, 3, 2, 1),
+    "reduced_rank(4,4,3,1)": lambda: models.reduced_rank(4, 4, 3, 1),
+    "deep_linear(2,2,2,2; r=0)": lambda: models.deep_linear((2, 2, 2, 2), 0),
+    "tanh_net H=2": lambda: models.tanh_net(2),
+    "gaussian_mixture (m=2)": lambda: models.gaussian_mixture(),
+}
+METHODS = ("two_temperature", "ols", "specific_heat")
+
+
+def machine():
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+    }
+
+
+def estimate_case(model, n, args, seed):
+    data = model.simulate(jax.random.PRNGKey(seed), n)
+    target = st.Target(model, data)
+    run = st.sample_nuts(target, st.ladder.around_wbic(n, num=5, width=2.0), num_chains=args.chains,
+                         num_warmup=args.warmup, num_samples=args.draws,
+                         key=jax.random.PRNGKey(seed + 1), progress=False, keep_params=False)
+    out = {}
+    for method in METHODS:
+        est = st.rlct(run, method=method)
+        out[method] = {"value": est.value, "stderr": est.stderr}
+    out["wall_s"] = run.ds.attrs["wall_time_s"]
+    out["max_rhat"] = float(run.summary()["nll_rhat"].max())
+    out["divergences"] = int(run["diverging"].values.sum())
+    return out
+
+
+def fit_case(model, ns, args, seed):
+    ds = st.free_energy_vs_n(lambda n: st.Target.population(model, n), ns, st.ladder.power(args.rungs),
+                             key=jax.random.PRNGKey(seed), num_chains=args.chains,
+                             num_warmup=args.warmup, num_samples=args.draws, progress=False,
+                             keep_params=False)
+    return {k: ds.attrs[k] for k in ("lambda_hat", "lambda_se", "m_hat", "m_se", "fit_reduced_chi2")} | {
+        "ns": list(map(int, ns)), "F_n": ds["F_n"].values.tolist()}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--ns", default="1000,10000", help="comma-separated dataset sizes")
+    p.add_argument("--chains", type=int, default=8)
+    p.add_argument("--warmup", type=int, default=500)
+    p.add_argument("--draws", type=int, default=1000)
+    p.add_argument("--rungs", type=int, default=16, help="TI ladder for the F-vs-n fit")
+    p.add_argument("--fit-ns", default="1000,2000,5000,10000,20000,50000")
+    p.add_argument("--cases", default="", help="comma-separated substrings of case names")
+    p.add_argument("--quick", action="store_true", help="tiny settings, for a smoke run")
+    p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
+    args = p.parse_args(argv)
+    if args.quick:
+        args.ns, args.chains, args.warmup, args.draws, args.rungs = "300", 2, 100, 100, 6
+        args.fit_ns = "300,1000,3000"
+    ns = [int(v) for v in args.ns.split(",")]
+    fit_ns = [int(v) for v in args.fit_ns.split(",")]
+    wanted = [c for c in CASES if not args.cases or any(s in c for s in args.cases.split(","))]
+
+    warnings.simplefilter("ignore")
+    results = {"machine": machine(), "settings": vars(args) | {"ladder": "around_wbic(n, 5, width=2)"},
+               "cases": []}
+    t0 = time.perf_counter()
+    for i, name in enumerate(wanted):
+        model = CASES[name]()
+        lam, m = float(model.rlct), int(model.multiplicity)
+        row = {"case": name, "lambda": lam, "lambda_exact": str(model.rlct), "m": m, "by_n": {}}
+        for n in ns:
+            row["by_n"][n] = estimate_case(model, n, args, seed=1000 * i + n % 997)
+        if m > 1:
+            row["fit"] = fit_case(model, fit_ns, args, seed=7 + i)
+        results["cases"].append(row)
+        print(f"[{time.perf_counter() - t0:7.1f}s] {name} done", flush=True)
+    results["total_wall_s"] = time.perf_counter() - t0
+
+    md = to_markdown(results, ns)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "rlct_accuracy.json"), "w") as f:
+        json.dump(results, f, indent=1, default=str)
+    with open(os.path.join(args.out, "rlct_accuracy.md"), "w") as f:
+        f.write(md)
+    print(md)
+    print(f"machine: {results['machine']}")
+
+
+def to_markdown(results, ns):
+    head = "| model | λ (m) | n | " + " | ".join(METHODS) + " | best rel. err |\n"
+    head += "|---|---|---|" + "---|" * (len(METHODS) + 1) + "\n"
+    lines = []
+    for row in results["cases"]:
+        lam = row["lambda"]
+        for n in ns:
+            r = row["by_n"][n]
+            cells, errs = [], []
+            for m in METHODS:
+                v, se = r[m]["value"], r[m]["stderr"]
+                errs.append(abs(v - lam) / lam)
+                cells.append(f"{v:.3f} ± {se:.3f} ({100 * (v - lam) / lam:+.1f}%)")
+            lines.append(f"| {row['case']} | {row['lambda_exact']} ({row['m']}) | {n} | "
+                         + " | ".join(cells) + f" | {100 * min(errs):.1f}% |")
+    fits = [r for r in results["cases"] if "fit" in r]
+    text = head + "\n".join(lines) + "\n"
+    if fits:
+        text += "\nF-vs-n fit on the population potential, F_n = λ log n − (m−1) log log n + c:\n\n"
+        text += "| model | λ (m) | ns | λ̂ | m̂ | λ rel. err |\n|---|---|---|---|---|---|\n"
+        for r in fits:
+            f = r["fit"]
+            text += (f"| {r['case']} | {r['lambda_exact']} ({r['m']}) | {f['ns'][0]}–{f['ns'][-1]} | "
+                     f"{f['lambda_hat']:.3f} ± {f['lambda_se']:.3f} | {f['m_hat']:.2f} ± {f['m_se']:.2f} | "
+                     f"{100 * (f['lambda_hat'] - r['lambda']) / r['lambda']:+.1f}% |\n")
+    return text
+
+
+if __name__ == "__main__":
+    main()
