@@ -29,8 +29,12 @@ from .thermo import (
     free_energy_curve,
     free_energy_vs_n,
     ladder,
+    observables,
     rlct,
+    susceptibility,
+    thermodynamics,
     ti_free_energy,
+    waic_from_loglik,
     wbic,
 )
 
@@ -49,6 +53,7 @@ __all__ = [
     "free_energy_curve",
     "free_energy_vs_n",
     "ladder",
+    "observables",
     "rlct",
     "ti_free_energy",
     "wbic",

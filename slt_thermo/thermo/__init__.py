@@ -8,9 +8,11 @@ over nested datasets.
 from . import ladder
 from .estimators import fit_free_energy, free_energy_vs_n, rlct, wbic
 from .integration import free_energy, free_energy_curve, ti_curve, ti_free_energy
+from .observables import observables, susceptibility, thermodynamics, waic_from_loglik
 from .stats import rung_stats
 
 __all__ = [
-    "fit_free_energy", "free_energy", "free_energy_curve", "free_energy_vs_n", "ladder", "rlct",
-    "rung_stats", "ti_curve", "ti_free_energy", "wbic",
+    "fit_free_energy", "free_energy", "free_energy_curve", "free_energy_vs_n", "ladder",
+    "observables", "rlct", "rung_stats", "susceptibility", "thermodynamics", "ti_curve",
+    "ti_free_energy", "waic_from_loglik", "wbic",
 ]
