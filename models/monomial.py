@@ -47,8 +47,10 @@ class Monomial(GaussianRegression):
     def log_prior(self, params):
         w = params["w"]
         inside = jnp.all(jnp.abs(w) <= 1)
-        # h_j·log|w_j| with 0·log 0 = 0 for flat coordinates
-        shape = jnp.sum(jnp.where(self._h > 0, self._h * jnp.log(jnp.abs(w)), 0.0))
+        # h_j·log|w_j| with 0·log 0 = 0 for flat coordinates; the inner where keeps the
+        # gradient finite at w_j = 0 for them (no inf·0 in the backward pass)
+        safe = jnp.where(self._h > 0, jnp.abs(w), 1.0)
+        shape = jnp.sum(jnp.where(self._h > 0, self._h * jnp.log(safe), 0.0))
         return jnp.where(inside, self._log_norm + shape, -jnp.inf)
 
     def init(self, key):

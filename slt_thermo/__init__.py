@@ -21,8 +21,9 @@ from .errors import (
     SLTThermoError,
     TooFewHealthyChainsError,
 )
+from .llc import llc, sgld_step_size
 from .results import Estimate, Samples, load
-from .samplers import sample_hmc, sample_nuts
+from .samplers import sample_hmc, sample_mala, sample_nuts, sample_sgld
 from .target import Target
 from .thermo import (
     free_energy,
@@ -57,7 +58,11 @@ __all__ = [
     "rlct",
     "ti_free_energy",
     "wbic",
+    "llc",
     "load",
     "sample_hmc",
+    "sample_mala",
     "sample_nuts",
+    "sample_sgld",
+    "sgld_step_size",
 ]

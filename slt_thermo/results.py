@@ -251,7 +251,8 @@ class Estimate:
 
     def __repr__(self):
         extra = f", method={self.method!r}" if self.method else ""
-        return f"Estimate({self}{extra})"
+        diag = self.details.get("diagnostics")
+        return f"Estimate({self}{extra})" + (f"\n  {diag}" if diag else "")
 
     def __float__(self):
         return float(self.value)

@@ -288,14 +288,16 @@ class Target:
         batch = jax.tree_util.tree_map(lambda a: a[idx], self.data)
         return -(self.n / idx.shape[0]) * jnp.sum(self._spec.log_likelihood(params, batch))
 
-    def log_density(self, params, beta, center=None, gamma=0.0):
+    def log_density(self, params, beta, center=None, gamma=0.0, idx=None):
         """log φ(w) − β H(w) − (γ/2)‖w − center‖², unnormalized, in model space.
 
-        β is never baked in: pass it traced. The prior is not tempered.
+        β is never baked in: pass it traced. The prior is not tempered. With ``idx`` (minibatch
+        indices) H is the unbiased minibatch estimate :meth:`nll_batch`.
         """
         if not isinstance(beta, jax.core.Tracer):
             check_beta(beta)
-        out = self.log_prior(params) - beta * self.nll(params)
+        nll = self.nll(params) if idx is None else self.nll_batch(params, idx)
+        out = self.log_prior(params) - beta * nll
         if center is not None:
             out = out - 0.5 * gamma * sq_distance(params, center)
         return out
@@ -315,7 +317,7 @@ class Target:
         out = [x if t is None else t(x) for t, x in zip(transforms, leaves)]
         return jax.tree_util.tree_unflatten(treedef, out)
 
-    def log_density_unconstrained(self, u, beta, center=None, gamma=0.0):
+    def log_density_unconstrained(self, u, beta, center=None, gamma=0.0, idx=None):
         """The tempered log density pushed to unconstrained space (log-Jacobian included)."""
         transforms, treedef = _flat_transforms(self.support, u)
         leaves = jax.tree_util.tree_leaves(u)
@@ -328,7 +330,7 @@ class Target:
                 w_leaves.append(w)
                 logdet = logdet + jnp.sum(t.log_abs_det_jacobian(x, w))
         w = jax.tree_util.tree_unflatten(treedef, w_leaves)
-        return self.log_density(w, beta, center, gamma) + logdet
+        return self.log_density(w, beta, center, gamma, idx) + logdet
 
     # ----------------------------------------------------------------- init
     def init(self, key):

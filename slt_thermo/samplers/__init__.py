@@ -1,6 +1,8 @@
 """Samplers: one module per algorithm, all driven by :mod:`slt_thermo.samplers.run`."""
 
+from .mala import sample_mala
 from .nuts import sample_hmc, sample_nuts
 from .run import Kernel
+from .sgld import sample_sgld
 
-__all__ = ["Kernel", "sample_hmc", "sample_nuts"]
+__all__ = ["Kernel", "sample_hmc", "sample_mala", "sample_nuts", "sample_sgld"]

@@ -42,6 +42,11 @@ class Kernel(NamedTuple):
     position: Callable  # state -> unconstrained position
     stats: Callable  # state -> dict[str, scalar] (ArviZ names)
     finite: Callable  # state -> bool
+    # optional: the kernel's own estimate of H at the recorded point (e.g. SGLD's minibatch nll),
+    # recorded as ``nll`` instead of the full-data value when the config sets ``kernel_energy``
+    energy: Callable | None = None  # state -> scalar
+    # optional: extra per-draw diagnostics computed only at recorded draws (not every step)
+    diagnose: Callable | None = None  # (key, state, beta) -> dict[str, scalar]
 
 
 class Accumulators(NamedTuple):
@@ -62,6 +67,7 @@ class Plan(NamedTuple):
     chunk: int
     keep_params: bool
     keep_pointwise: bool
+    kernel_energy: bool = False
 
 
 # ------------------------------------------------------------------------------ validation
@@ -117,19 +123,26 @@ def _run_chunk(config, plan: Plan, target: Target, states, acc, healthy, key, be
         w = jax.vmap(target.to_constrained)(jax.vmap(kernel.position)(states))
 
         def record(acc):
-            log_prior = jax.vmap(target.log_prior)(w)
+            extra = {"log_prior": jax.vmap(target.log_prior)(w)}
+            if kernel.diagnose is not None:
+                keys = jax.random.split(jax.random.fold_in(kt, 0x7FFFFFFF), num)  # apart from step keys
+                extra.update(jax.vmap(kernel.diagnose)(keys, states, betas))
             if plan.keep_pointwise:
                 ll = jax.vmap(target.log_likelihood)(w)
-                return _update_acc(acc, ll), (-jnp.sum(ll, axis=1), log_prior)
-            return acc, (jax.vmap(target.nll)(w), log_prior)
+                acc, nll = _update_acc(acc, ll), -jnp.sum(ll, axis=1)
+            else:
+                nll = jax.vmap(target.nll)(w)
+            if plan.kernel_energy:
+                nll = jax.vmap(kernel.energy)(states)
+            return acc, (nll, extra)
 
-        def skip(acc):
-            nan = jnp.full((num,), jnp.nan, dtype=jnp.result_type(float))
-            return acc, (nan, nan)
+        def skip(acc):  # warmup or padding tick: same shapes as record, NaN values
+            shapes = jax.eval_shape(record, acc)[1]
+            return acc, jax.tree_util.tree_map(lambda sd: jnp.full(sd.shape, jnp.nan, sd.dtype), shapes)
 
-        acc, (nll, log_prior) = jax.lax.cond(in_samp, record, skip, acc)
+        acc, (nll, extra) = jax.lax.cond(in_samp, record, skip, acc)
         healthy = healthy & jax.vmap(kernel.finite)(states) & (jnp.isfinite(nll) | ~in_samp)
-        out = {"nll": nll, "log_prior": log_prior, **jax.vmap(kernel.stats)(states)}
+        out = {"nll": nll, **extra, **jax.vmap(kernel.stats)(states)}
         if plan.keep_params:
             out["params"] = w
         return (states, acc, healthy), out
@@ -180,13 +193,15 @@ def run(
     chunk_size: int | None = None,
     sampler: str = "",
     attrs: dict | None = None,
+    kernel_energy: bool = False,
 ) -> Samples:
     """Run ``config``'s kernel on every (β, chain) and return :class:`Samples`.
 
     ``init`` is a params pytree in model space, either one point (broadcast to every chain) or
     with leading axes (num_betas, num_chains); by default each chain starts at
     ``target.init(key_i)``. ``keep_pointwise`` (default: True for data targets, False for
-    population targets) keeps the per-example log-likelihood accumulators.
+    population targets) keeps the per-example log-likelihood accumulators. ``kernel_energy``
+    records the kernel's own energy estimate (SGLD's minibatch Ĥ) as ``nll``.
     """
     if not isinstance(target, Target):
         raise InvalidArgumentError(
@@ -214,7 +229,8 @@ def run(
     ticks = num_warmup + num_samples
     chunk = chunk_size or max(1, min(ticks, math.ceil(ticks / 20), 250))
     chunk = _positive_int(chunk, "chunk_size")
-    plan = Plan(num_warmup, num_samples, thinning, chunk, bool(keep_params), bool(keep_pointwise))
+    plan = Plan(num_warmup, num_samples, thinning, chunk, bool(keep_params), bool(keep_pointwise),
+                bool(kernel_energy))
 
     key_init, key_kernel, key_run = jax.random.split(key, 3)
     positions = _initial_positions(target, init, key_init, B, C)

@@ -1,0 +1,266 @@
+"""The local learning coefficient (LLC) by SGLD, with the diagnostics that say when to distrust it.
+
+Lau, Furman, Wang, Murfet & Wei (arXiv:2308.12108): at a point w* (a local minimum of L_n),
+
+    λ̂(w*) = nβ (E_{w|w*,γ}^β[L_n(w)] − L_n(w*)),   β = 1/log n,
+
+the expectation over p(w) ∝ φ(w) exp(−nβL_n(w) − γ/2‖w − w*‖²), sampled by SGLD. Here n is the
+dataset size (never the batch size), L_n(w*) is on the full data, and burn-in is excluded.
+
+Diagnostics: per-chain λ̂, R-hat and ESS of the nll trace, the mean MALA acceptance of Langevin
+moves of the chosen step (discretization check), the count of non-finite chains (excluded,
+never averaged), a first-half/second-half drift test (burn-in check), and warnings when any of
+them says the step size or burn-in is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import jax
+import numpy as np
+
+from .errors import InvalidArgumentError, SLTThermoError
+from .results import Estimate, Samples, rhat
+from .samplers.sgld import sample_sgld
+from .target import Target
+from .thermo.stats import healthy_draws, mean_se
+
+
+def _default_beta(target):
+    if target.n < 2:
+        raise InvalidArgumentError("`target` has n < 2; pass `beta` explicitly")
+    return 1.0 / math.log(target.n)
+
+
+def _drift_z(x):
+    """z-score of (second-half mean − first-half mean) of a (chain, draw) trace."""
+    h = x.shape[1] // 2
+    if h < 4:
+        return float("nan")
+    m1, s1, _ = mean_se(x[:, :h])
+    m2, s2, _ = mean_se(x[:, h:])
+    return (m2 - m1) / math.sqrt(s1**2 + s2**2) if s1 + s2 > 0 else 0.0
+
+
+def llc(
+    target: Target,
+    center,
+    *,
+    key,
+    beta: float | None = None,
+    step_size: float | None = None,
+    gamma: float = 100.0,
+    num_chains: int = 8,
+    num_steps: int = 1000,
+    num_burnin: int = 200,
+    batch_size: int | None = None,
+    preconditioner: str | None = None,
+    thinning: int = 1,
+    eval_full_nll_every: int | None = None,
+    progress: bool = True,
+) -> Estimate:
+    """Estimate the local learning coefficient at ``center`` (= w*, in model space).
+
+    Args:
+        target: the model and data (n = ``target.n`` enters nβ).
+        center: w*, a params pytree (a trained network's weights, a true parameter, ...).
+        key: PRNG key.
+        beta: inverse temperature; default 1/log n.
+        step_size: SGLD ε; None picks one with :func:`sgld_step_size` (documented there).
+        gamma: localization strength γ (0 for none: only sensible with a compact prior).
+        num_chains, num_steps, num_burnin, batch_size, preconditioner, thinning,
+        eval_full_nll_every: as in :func:`~slt_thermo.sample_sgld` (``batch_size`` defaults to
+            min(n, 256)).
+
+    Returns:
+        :class:`~slt_thermo.Estimate` whose ``details`` hold ``per_chain``, ``rhat``, ``ess``,
+        ``mala_accept``, ``drift_z``, ``unhealthy``, the settings, ``nll_center`` and the
+        ``samples``; its repr prints these diagnostics.
+    """
+    if not isinstance(target, Target):
+        raise InvalidArgumentError(f"`target` must be a slt_thermo.Target, got {type(target).__name__}")
+    beta = _default_beta(target) if beta is None else float(beta)
+    if not (beta > 0 and math.isfinite(beta)):
+        raise InvalidArgumentError(f"`beta` must be a positive number, got {beta!r}")
+    batch_size = min(target.n, 256) if batch_size is None else batch_size
+    center = jax.tree_util.tree_map(lambda x: np.asarray(x, dtype=np.float32), center)
+    nll_center = float(target.nll(center))
+    if not math.isfinite(nll_center):
+        raise InvalidArgumentError("`center` has a non-finite nll; it must be a point of the model")
+    key_tune, key_run = jax.random.split(key)
+    if step_size is None:
+        step_size, _ = sgld_step_size(target, center, key=key_tune, beta=beta, gamma=gamma,
+                                      batch_size=batch_size, preconditioner=preconditioner)
+    samples = sample_sgld(
+        target, [beta], step_size=step_size, num_chains=num_chains, num_steps=num_steps,
+        num_burnin=num_burnin, batch_size=batch_size, key=key_run, center=center, gamma=gamma,
+        preconditioner=preconditioner, thinning=thinning, eval_full_nll_every=eval_full_nll_every,
+        progress=progress, init=center, keep_params=False,
+    )
+    return llc_from_samples(samples, nll_center, beta=beta, num_params=_num_params(center))
+
+
+def _num_params(params) -> int:
+    return int(sum(np.size(x) for x in jax.tree_util.tree_leaves(params)))
+
+
+def llc_from_samples(samples: Samples, nll_center: float, *, beta: float | None = None,
+                     num_params: int | None = None, warn: bool = True) -> Estimate:
+    """λ̂ = β (E[nL_n] − nL_n(w*)) from a localized run at one β, with its diagnostics.
+
+    ``num_params`` (d) enables the bound check: a learning coefficient never exceeds d/2, so
+    λ̂ > d/2 (beyond 4 standard errors) means the chains left the basin of w* — almost always
+    a step size too large for the curvature at w*.
+    """
+    beta = float(samples.betas[0]) if beta is None else beta
+    unhealthy = int((~samples.healthy.values[0]).sum())
+    x = healthy_draws(samples, min_chains=1)[0]  # (chain, draw); warns if chains were dropped
+    mean, se, ess = mean_se(x)
+    per_chain = beta * (x.mean(axis=1) - nll_center)
+    value = beta * (mean - nll_center)
+    r = rhat(x) if x.shape[0] >= 2 else float("nan")
+    mala = float(np.nanmean(samples["mala_accept"].values[0][samples.healthy.values[0]])) \
+        if "mala_accept" in samples else float("nan")
+    drift = _drift_z(x)
+    problems = []
+    if unhealthy:
+        problems.append(f"{unhealthy} chain(s) went non-finite and were excluded: step size too large?")
+    if mala < 0.5:
+        problems.append(f"MALA acceptance {mala:.2f} < 0.5: the step size is too large for this posterior")
+    if r > 1.05:
+        problems.append(f"R-hat of nll {r:.3f} > 1.05: chains disagree (burn-in too short or step too small)")
+    if abs(drift) > 4:
+        problems.append(f"nll drifts between halves (z = {drift:.1f}): burn-in too short")
+    if value < 0:
+        problems.append("negative LLC: w* is not a local minimum, or SGLD found lower loss nearby")
+    if num_params is not None and value - 4 * beta * se > num_params / 2:
+        problems.append(f"LLC {value:.3g} exceeds d/2 = {num_params / 2:g}, impossible for a learning "
+                        "coefficient: the chains left w*'s basin (step size too large?)")
+    if warn:
+        for p in problems:
+            warnings.warn(f"llc: {p}", stacklevel=3)
+    attrs = samples.ds.attrs
+    details = {
+        "per_chain": per_chain.tolist(), "rhat": r, "ess": ess, "mala_accept": mala,
+        "drift_z": drift, "unhealthy": unhealthy, "beta": beta, "n": samples.n,
+        "nll_center": nll_center, "gamma": attrs.get("gamma"), "step_size": attrs.get("step_size"),
+        "batch_size": attrs.get("batch_size"), "nll_kind": attrs.get("nll_kind"),
+        "problems": problems, "samples": samples,
+    }
+    details["diagnostics"] = (
+        f"chains {x.shape[0]} (+{unhealthy} unhealthy) | draws {x.shape[1]} | R-hat {r:.3f} | "
+        f"ESS {ess:.0f} | MALA acc {mala:.2f} | drift z {drift:+.1f} | "
+        f"ε {attrs.get('step_size')} γ {attrs.get('gamma')} β {beta:.4g} n {samples.n}"
+        + ("" if not problems else " | WARN: " + "; ".join(problems))
+    )
+    return Estimate(value, beta * se, method="llc", details=details)
+
+
+def sgld_step_size(
+    target: Target,
+    center,
+    *,
+    key,
+    beta: float | None = None,
+    gamma: float = 100.0,
+    batch_size: int | None = None,
+    candidates=None,
+    num_chains: int = 8,
+    num_steps: int = 2000,
+    target_accept: float = 0.9,
+    max_bias: float = 0.05,
+    preconditioner: str | None = None,
+):
+    """Pick an SGLD step size by a short sweep: stable, mixing, and with small ε-bias.
+
+    Each candidate ε (default: 13 values from 1e-7 to 1e-1, geometric) runs ``num_chains``
+    localized SGLD chains of ``num_steps`` steps from w*, discarding the first quarter, and
+    estimates λ̂(ε). A candidate is *stable* when
+
+    - every chain stays finite;
+    - the mean probability that exact MALA would accept a Langevin move of that ε, along the
+      chains, is ≥ ``target_accept``;
+    - the chains mix: the integrated autocorrelation time of nll, τ = draws/ESS, is at most
+      half the burn-in (a too small step never leaves w*: huge τ), and the trace does not
+      drift between its halves (|z| < 4);
+    - λ̂(ε) ≤ d/2 (+4 se): a learning coefficient cannot exceed d/2, and an unstable step
+      throws the chains out of w*'s basin onto flat regions where the acceptance looks fine.
+
+    SGLD's bias is first order in ε, λ̂(ε) ≈ λ₀ + cε, and MALA acceptance is a weak detector of
+    it in low dimension (a 15% bias at 0.97 acceptance on K = w², n = 1e4). So a weighted line is
+    fitted through the stable candidates (dropping the largest ε while it does not fit), and the
+    largest stable ε with estimated relative bias (|c| + 2 se_c)·ε ≤ ``max_bias``·|λ₀| is
+    returned. Returns ``(step_size, table)``: a pandas DataFrame of the candidates, with λ₀ and
+    c in ``table.attrs``; raises :class:`SLTThermoError` if no candidate qualifies.
+    """
+    import pandas as pd
+
+    beta = _default_beta(target) if beta is None else float(beta)
+    batch_size = min(target.n, 256) if batch_size is None else batch_size
+    candidates = np.geomspace(1e-7, 1e-1, 13) if candidates is None else np.asarray(candidates, float)
+    center = jax.tree_util.tree_map(lambda x: np.asarray(x, dtype=np.float32), center)
+    nll_center = float(target.nll(center))
+    d = _num_params(center)
+    rows = []
+    for i, eps in enumerate(sorted(candidates)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            s = sample_sgld(target, [beta], step_size=float(eps), num_chains=num_chains,
+                            num_steps=num_steps, num_burnin=num_steps // 4, batch_size=batch_size,
+                            key=jax.random.fold_in(key, i), center=center, gamma=gamma,
+                            preconditioner=preconditioner, init=center, keep_params=False,
+                            progress=False)
+        healthy = bool(s.healthy.values.all())
+        row = {"step_size": float(eps), "healthy": healthy, "mala_accept": 0.0, "tau": float("inf"),
+               "drift_z": float("nan"), "llc": float("nan"), "llc_se": float("nan")}
+        if healthy:
+            est = llc_from_samples(s, nll_center, beta=beta, num_params=d, warn=False)
+            tau = s.nll.size / max(est.details["ess"], 1e-12)
+            row.update(mala_accept=est.details["mala_accept"], drift_z=est.details["drift_z"],
+                       llc=est.value, llc_se=est.stderr, tau=tau)
+        row["stable"] = bool(healthy and row["mala_accept"] >= target_accept
+                             and row["tau"] <= (num_steps // 4) / 2 and abs(row["drift_z"]) < 4
+                             and row["llc"] - 4 * row["llc_se"] <= d / 2)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    stable = table[table["stable"]].reset_index(drop=True)
+    if stable.empty:
+        raise SLTThermoError(
+            "no candidate step size is stable (finite, MALA acceptance >= "
+            f"{target_accept}, mixing within the burn-in, no drift, LLC <= d/2):\n{table.to_string(index=False)}"
+        )
+    lam0, c, c_se = _bias_line(stable["step_size"].to_numpy(), stable["llc"].to_numpy(),
+                               stable["llc_se"].to_numpy())
+    table["bias_estimate"] = (abs(c) + 2 * c_se) * table["step_size"]
+    ok = stable[(abs(c) + 2 * c_se) * stable["step_size"] <= max_bias * max(abs(lam0), 1e-12)]
+    if ok.empty:
+        raise SLTThermoError(
+            f"no stable step size keeps the estimated ε-bias below {max_bias:.0%}; add smaller "
+            f"candidates:\n{table.to_string(index=False)}"
+        )
+    chosen = float(ok["step_size"].max())
+    table["chosen"] = table["step_size"] == chosen
+    table.attrs.update(llc_extrapolated=lam0, bias_slope=c, bias_slope_se=c_se)
+    return chosen, table
+
+
+def _bias_line(eps, lam, se):
+    """Weighted fit λ̂(ε) = λ₀ + cε; drop the largest ε while χ²_red > 4 (non-linear regime)."""
+    eps, lam, se = (np.asarray(a, float) for a in (eps, lam, se))
+    order = np.argsort(eps)
+    eps, lam, se = eps[order], lam[order], np.maximum(se[order], 1e-12)
+    while True:
+        if eps.size == 1:
+            return float(lam[0]), 0.0, float("inf")
+        w = 1 / se**2
+        X = np.stack([np.ones_like(eps), eps], axis=1)
+        cov = np.linalg.inv(X.T @ (w[:, None] * X))
+        coef = cov @ (X.T @ (w * lam))
+        dof = eps.size - 2
+        chi2 = float(np.sum(w * (lam - X @ coef) ** 2) / dof) if dof > 0 else 0.0
+        if chi2 <= 4 or eps.size <= 3:
+            scale = max(1.0, chi2)
+            return float(coef[0]), float(coef[1]), float(np.sqrt(cov[1, 1] * scale))
+        eps, lam, se = eps[:-1], lam[:-1], se[:-1]

@@ -1,0 +1,139 @@
+"""SGLD, MALA and the LLC: correctness against exact values, health flags, determinism."""
+
+import math
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import slt_thermo as st
+from slt_thermo import exact, models
+from conftest import mean_and_se
+
+Z = 4.0
+
+
+@pytest.fixture(scope="module")
+def linreg():
+    m = models.linear_regression(d=3)
+    data = m.simulate(jax.random.PRNGKey(1), 500)
+    return m, data, st.Target(m, data)
+
+
+def test_mala_matches_closed_form(linreg):
+    m, data, t = linreg
+    run = st.sample_mala(t, [0.3, 1.0], num_chains=4, num_warmup=500, num_samples=1500,
+                         key=jax.random.PRNGKey(2), progress=False)
+    for b in run.betas:
+        mean, se = mean_and_se(run.nll.sel(beta=b).values)
+        assert abs(mean - m.exact_thermo(data, b).E) < Z * se
+    acc = run["acceptance_rate"].values.mean()
+    assert 0.45 < acc < 0.75  # dual averaging towards 0.574
+
+
+def test_sgld_small_step_reproduces_exact_energy(linreg):
+    """Full-data nll every 5 steps; ε = 3e-5 makes the O(ε) bias negligible at n = 500."""
+    m, data, t = linreg
+    run = st.sample_sgld(t, [1.0], step_size=3e-5, num_chains=4, num_steps=6000, num_burnin=1000,
+                         batch_size=100, eval_full_nll_every=5, key=jax.random.PRNGKey(3), progress=False)
+    assert run.ds.attrs["nll_kind"] == "full" and run.num_draws == 1000
+    mean, se = mean_and_se(run.nll.values[0])
+    assert abs(mean - m.exact_thermo(data, 1.0).E) < Z * se
+
+
+def test_sgld_minibatch_nll_is_unbiased(linreg):
+    m, data, t = linreg
+    run = st.sample_sgld(t, [1.0], step_size=3e-5, num_chains=4, num_steps=6000, num_burnin=1000,
+                         batch_size=100, thinning=5, key=jax.random.PRNGKey(3), progress=False)
+    assert run.ds.attrs["nll_kind"] == "minibatch"
+    mean, se = mean_and_se(run.nll.values[0])
+    assert abs(mean - m.exact_thermo(data, 1.0).E) < Z * se
+
+
+@pytest.mark.parametrize("k,step_size", [(1, 1e-4), (2, 1e-3), (3, 3e-3)])
+def test_llc_on_monomials_within_two_standard_errors(k, step_size):
+    """Population potential K = w^{2k} at w* = 0: λ̂ = βE[nK] = λ = 1/(2k) exactly for any n
+    (REFERENCE §2.2a), so only SGLD error remains. ε is the one `sgld_step_size` picks
+    (tests/test_sgld.py::test_step_size_sweep, slow); γ = 0 since the prior box is compact."""
+    m = models.monomial(k)
+    t = st.Target.population(m, 10_000)
+    est = st.llc(t, m.true_params, step_size=step_size, gamma=0.0, num_chains=8, num_steps=6000,
+                 num_burnin=1000, key=jax.random.PRNGKey(40 + k), progress=False)
+    assert abs(est.value - 1 / (2 * k)) < 2 * est.stderr, repr(est)
+    assert len(est.details["per_chain"]) == 8 and est.details["unhealthy"] == 0
+    assert "MALA acc" in repr(est)
+
+
+def test_non_finite_chains_are_flagged_and_excluded():
+    m = models.linear_regression(d=1)
+    data = m.simulate(jax.random.PRNGKey(0), 50)
+
+    def ll(params, d):  # NaN beyond w = 5: the chain started there is poisoned
+        return jnp.where(params["w"][0] > 5.0, jnp.nan, m.log_likelihood(params, d))
+
+    t = st.Target.from_functions(m.log_prior, ll, data, init={"w": jnp.zeros(1)})
+    init = {"w": jnp.array([[[0.0], [10.0], [0.2]]])}
+    with pytest.warns(UserWarning, match="unhealthy"):
+        run = st.sample_sgld(t, [1.0], step_size=1e-4, num_chains=3, num_steps=200, num_burnin=50,
+                             batch_size=10, init=init, key=jax.random.PRNGKey(1), progress=False)
+    np.testing.assert_array_equal(run.healthy.values, [[True, False, True]])
+    from slt_thermo.llc import llc_from_samples
+    with pytest.warns(UserWarning, match="excluding 1 unhealthy"):
+        est = llc_from_samples(run, float(t.nll({"w": jnp.zeros(1)})))
+    assert len(est.details["per_chain"]) == 2 and est.details["unhealthy"] == 1
+    assert np.isfinite(est.value)
+
+
+def test_same_key_same_result():
+    m = models.monomial(1)
+    t = st.Target.population(m, 1000)
+    kw = dict(step_size=1e-3, gamma=0.0, num_chains=2, num_steps=300, num_burnin=100,
+              key=jax.random.PRNGKey(9), progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a, b = st.llc(t, m.true_params, **kw), st.llc(t, m.true_params, **kw)
+    assert a.value == b.value and a.details["per_chain"] == b.details["per_chain"]
+
+
+def test_sgld_argument_errors(linreg):
+    _, _, t = linreg
+    base = dict(step_size=1e-4, num_chains=1, num_steps=10, num_burnin=2, batch_size=10,
+                key=jax.random.PRNGKey(0), progress=False)
+    for bad, name in [({"step_size": -1.0}, "step_size"), ({"num_burnin": 10}, "num_burnin"),
+                      ({"batch_size": 10_000}, "batch_size"), ({"preconditioner": "adam"}, "preconditioner")]:
+        with pytest.raises(st.InvalidArgumentError, match=name):
+            st.sample_sgld(t, [1.0], **{**base, **bad})
+
+
+def test_rmsprop_preconditioner_runs_and_is_finite(linreg):
+    _, _, t = linreg
+    run = st.sample_sgld(t, [1.0], step_size=1e-3, num_chains=2, num_steps=400, num_burnin=100,
+                         batch_size=50, preconditioner="rmsprop", key=jax.random.PRNGKey(4), progress=False)
+    assert run.healthy.values.all() and np.isfinite(run.nll.values).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_step_size_sweep_then_llc(k):
+    """The automatic step size (bias-controlled sweep) gives an LLC within 2 se of λ."""
+    m = models.monomial(k)
+    t = st.Target.population(m, 10_000)
+    eps, table = st.sgld_step_size(t, m.true_params, gamma=0.0, key=jax.random.PRNGKey(k))
+    assert table["chosen"].sum() == 1
+    est = st.llc(t, m.true_params, step_size=eps, gamma=0.0, num_chains=8, num_steps=6000,
+                 num_burnin=1000, key=jax.random.PRNGKey(40 + k), progress=False)
+    assert abs(est.value - 1 / (2 * k)) < 2 * est.stderr, (eps, repr(est))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("M,N,H,r", [(3, 3, 2, 1), (4, 3, 3, 1)])
+def test_llc_on_reduced_rank_within_ten_percent(M, N, H, r):
+    """Population RRR at its true parameter, n = 1e6, γ = 100: λ̂ within 10% of Aoyagi's λ."""
+    m = models.reduced_rank(M, N, H, r)
+    t = st.Target.population(m, 1_000_000)
+    est = st.llc(t, m.true_params, gamma=100.0, num_chains=8, num_steps=6000, num_burnin=1000,
+                 key=jax.random.PRNGKey(M * 10 + N), progress=False)
+    lam = float(m.rlct)
+    assert abs(est.value - lam) < 0.1 * lam, (lam, repr(est))
