@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import time
 import warnings
 
 import jax
-import numpy as np
 
 import slt_thermo as st
 from slt_thermo import models

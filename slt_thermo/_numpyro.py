@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -65,7 +65,6 @@ def numpyro_parts(model_fn, args, kwargs) -> NumpyroParts:
         raise InvalidArgumentError(
             f"observed sites must share a leading example axis; got leading sizes {sizes}"
         )
-    n = next(iter(sizes.values()))
     support = {k: s["fn"].support for k, s in latent.items()}
     shapes = {k: jnp.shape(s["value"]) for k, s in latent.items()}
 

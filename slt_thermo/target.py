@@ -19,7 +19,7 @@ functions without baking the dataset into the compiled program.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

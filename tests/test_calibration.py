@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import slt_thermo as st
-from slt_thermo import exact, models
+from slt_thermo import models
 from slt_thermo.results import Samples
 
 pytestmark = pytest.mark.slow

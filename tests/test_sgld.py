@@ -1,6 +1,5 @@
 """SGLD, MALA and the LLC: correctness against exact values, health flags, determinism."""
 
-import math
 import warnings
 
 import jax
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 
 import slt_thermo as st
-from slt_thermo import exact, models
+from slt_thermo import models
 from conftest import mean_and_se
 
 Z = 4.0

@@ -22,7 +22,7 @@ import sys
 import time
 import warnings
 from functools import partial
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp

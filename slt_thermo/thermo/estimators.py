@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Callable
 
 import numpy as np
 import xarray as xr
