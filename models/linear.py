@@ -74,8 +74,12 @@ def linear_regression(d, sigma=1.0, alpha=1.0, w0=None, seed=0) -> LinearRegress
 class DeepLinear(GaussianRegression):
     """f(x) = W_L ⋯ W_1 x with widths (input, hidden..., output), N(0, s²) priors on every entry.
 
-    The true product has rank r (the first true layer is zeroed beyond row r). λ and m from
-    Aoyagi's DLN theorem (``exact.rlct_dln``); with two layers this is reduced-rank regression.
+    The true product has rank r and every hidden unit beyond the first r is dead (zero in- and
+    out-weights): the most singular point of the true set, where the local learning coefficient
+    equals the global λ of Aoyagi's DLN theorem (``exact.rlct_dln``). At a generic true point
+    (dead units with live out-weights, say) the LLC is larger: on reduced_rank(5, 3, 2, 1) at
+    n = 1e6, γ = 100, NUTS gives βE[nK] = 5.38 ± 0.08 there against λ = 4.5. With two layers
+    this is reduced-rank regression.
     """
 
     def __init__(self, widths, r, sigma=1.0, prior_scale=1.0, seed=0, name=None):
@@ -90,10 +94,13 @@ class DeepLinear(GaussianRegression):
         self.layers = [f"W{i + 1}" for i in range(len(widths) - 1)]
         keys = jax.random.split(jax.random.PRNGKey(seed), len(self.layers))
         true = {}
+        last = len(self.layers) - 1
         for i, (name_i, k) in enumerate(zip(self.layers, keys)):
             W = jax.random.normal(k, (widths[i + 1], widths[i]))
-            if i == 0:
-                W = W.at[r:].set(0.0)
+            if i < last:  # only the first r units of each hidden layer are alive
+                W = W.at[r:, :].set(0.0)
+            if i > 0:
+                W = W.at[:, r:].set(0.0)
             true[name_i] = W
         self.true_params = true
         self._P0 = self.product(true)
