@@ -23,7 +23,18 @@ from .errors import (
 )
 from .llc import llc, sgld_step_size
 from .results import Estimate, Samples, load
-from .samplers import sample_hmc, sample_mala, sample_nuts, sample_sgld
+from .samplers import (
+    AnnealingResult,
+    AnnealingStalledError,
+    BDMCResult,
+    ais,
+    bdmc,
+    population_annealing,
+    sample_hmc,
+    sample_mala,
+    sample_nuts,
+    sample_sgld,
+)
 from .target import Target
 from .thermo import (
     free_energy,
@@ -40,6 +51,12 @@ from .thermo import (
 )
 
 __all__ = [
+    "AnnealingResult",
+    "AnnealingStalledError",
+    "BDMCResult",
+    "ais",
+    "bdmc",
+    "population_annealing",
     "DataError",
     "Estimate",
     "InvalidArgumentError",

@@ -2,7 +2,19 @@
 
 from .mala import sample_mala
 from .nuts import sample_hmc, sample_nuts
+from .population import (
+    AnnealingResult,
+    AnnealingStalledError,
+    BDMCResult,
+    ais,
+    bdmc,
+    population_annealing,
+    resample,
+)
 from .run import Kernel
 from .sgld import sample_sgld
 
-__all__ = ["Kernel", "sample_hmc", "sample_mala", "sample_nuts", "sample_sgld"]
+__all__ = [
+    "AnnealingResult", "AnnealingStalledError", "BDMCResult", "Kernel", "ais", "bdmc",
+    "population_annealing", "resample", "sample_hmc", "sample_mala", "sample_nuts", "sample_sgld",
+]

@@ -1,0 +1,310 @@
+"""Population annealing, AIS and BDMC against the closed forms of REFERENCE §3.1–3.3.
+
+The exact tests replace the MCMC move by perfect transitions (fresh exact draws from p^β) on the
+Gaussian fixture 2.2(c) with d = 2, c = nσ² = 100 and the (i/K)^5 ladder, K = 20, where
+
+- H = n|w|²/2 under p^β = N(0, σ²/(1+βc) I) is (c/(1+βc))·Gamma(d/2, 1), so the AIS log weight
+  log w = −Σ_k a_k G_k (a_k = Δβ_k c/(1+β_{k−1}c), G_k ~ Gamma(d/2, 1) independent) has cumulants
+  κ_j = (−1)^j (d/2)(j−1)! Σ_k a_k^j: the mean, variance and the error of the sample variance;
+- PA's log Q_k are independent across rungs, with R·Var(log Ẑ) → ρ_f = 1.136297.
+
+Tolerances are derived from those variances and the number of chains/runs (4–4.5 standard
+errors, fixed seeds).
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import slt_thermo as st
+from slt_thermo import exact, models
+from slt_thermo.errors import InvalidArgumentError, SLTThermoError
+from slt_thermo.samplers.population import (
+    AnnealingStalledError,
+    ais,
+    bdmc,
+    population_annealing,
+    resample,
+)
+
+D, C = 2, 100.0
+LADDER = (np.arange(21) / 20.0) ** 5
+LOG_Z = -math.log(101.0)
+Z = 4.0
+
+
+def exact_sampler(key, beta, num):
+    """Exact draws from p^β for the Gaussian fixture: N(0, σ²/(1 + βc) I), σ² = 1."""
+    return {"w": jax.random.normal(key, (num, D)) * jnp.sqrt(1.0 / (1.0 + beta * C))}
+
+
+@pytest.fixture(scope="module")
+def gauss():
+    # population potential n|w − w0|²/2 with w0 = 0 and prior N(0, 1): REFERENCE 2.2(c), c = n
+    return st.Target.population(models.linear_regression(D, w0=jnp.zeros(D)), 100)
+
+
+def _scales(betas):
+    """H at β_k is s_k·Gamma(d/2, 1) with s_k = c/(1 + β_k c)."""
+    return C / (1.0 + np.asarray(betas) * C)
+
+
+def _cumulants(a, k=D / 2):
+    """Mean, variance, 4th cumulant of −Σ a_i G_i with G_i ~ Gamma(k, 1) independent."""
+    a = np.asarray(a)
+    return -k * np.sum(a), k * np.sum(a**2), 6 * k * np.sum(a**4)
+
+
+# ------------------------------------------------------------------------------ resampling
+@pytest.mark.parametrize("scheme", ["systematic", "multinomial", "residual"])
+def test_resampling_is_unbiased(scheme):
+    """E[copies of i] = R·w_i for every scheme (mean over many resamplings, binomial error)."""
+    w = np.array([0.31, 0.0, 0.02, 0.17, 0.25, 0.005, 0.245])
+    w = w / w.sum()
+    R, T = w.size, 20000
+    keys = jax.random.split(jax.random.PRNGKey(0), T)
+    logw = jnp.log(jnp.asarray(w))
+    counts = np.asarray(jax.jit(jax.vmap(
+        lambda k: jnp.bincount(resample(k, logw, scheme), length=R)))(keys))
+    assert np.all(counts.sum(axis=1) == R)
+    assert np.all(counts[:, 1] == 0)  # zero weight: never resampled
+    se = np.sqrt(R * w * (1 - w) / T)  # multinomial bound; the other schemes vary less
+    mean = counts.mean(axis=0)
+    ok = w > 0
+    assert np.all(np.abs(mean[ok] - R * w[ok]) < 4.5 * se[ok]), (scheme, mean, R * w)
+    if scheme != "multinomial":  # both keep ⌊R w_i⌋ copies at least
+        assert np.all(counts >= np.floor(R * w) - (scheme == "systematic"))
+
+
+def test_resample_more_offspring_than_weights():
+    idx = resample(jax.random.PRNGKey(1), jnp.log(jnp.array([0.5, 0.5])), "systematic", num=10)
+    assert idx.shape == (10,) and int(jnp.sum(idx == 0)) == 5
+
+
+# ------------------------------------------------------------------------------ AIS / BDMC exact
+def test_ais_perfect_transitions_match_closed_form(gauss):
+    """E[log w] = −5.418884 (left Riemann sum), Var[log w] = 2.012896 (REFERENCE §3.2)."""
+    N = 100_000
+    res = ais(gauss, betas=LADDER, num_chains=N, key=jax.random.PRNGKey(2),
+              exact_sampler=exact_sampler, progress=False)
+    lw = res.log_weights.ravel()
+    a = np.diff(LADDER) * _scales(LADDER[:-1])
+    mean, var, k4 = _cumulants(a)
+    assert mean == pytest.approx(-5.418884, abs=1e-6) and var == pytest.approx(2.012896, abs=1e-6)
+    assert abs(lw.mean() - mean) < Z * math.sqrt(var / N)
+    se_var = math.sqrt((k4 + 2 * var**2) / N)
+    assert abs(lw.var(ddof=1) - var) < Z * se_var
+    # E[w] = Z: log mean w is consistent with log Z (delta-method error from the weight ESS)
+    assert abs(res.log_z.value - LOG_Z) < Z * res.log_z.stderr
+    assert res.rungs["ess"].values[0, -1] < N
+    assert res.attrs["grad_evals"] == 0
+
+
+def test_bdmc_perfect_transitions_sandwich(gauss):
+    """Forward mean −5.418884 ≤ log Z = −log 101 ≤ reverse mean −3.968604 (REFERENCE §3.3)."""
+    N = 100_000
+    theta = exact_sampler(jax.random.PRNGKey(3), 1.0, N)  # exact posterior draws
+    res = bdmc(gauss, betas=LADDER, num_chains=N, exact_sample=theta, key=jax.random.PRNGKey(4),
+               exact_sampler=exact_sampler, progress=False)
+    a_fwd = np.diff(LADDER) * _scales(LADDER[:-1])
+    a_rev = np.diff(LADDER) * _scales(LADDER[1:])
+    m_f, v_f, _ = _cumulants(a_fwd)
+    m_r, v_r, _ = _cumulants(a_rev)
+    assert m_r == pytest.approx(-3.968604, abs=1e-6)  # E[−log w_rev]: the right Riemann sum
+    assert abs(res.lower.value - m_f) < Z * math.sqrt(v_f / N)
+    assert abs(res.upper.value - m_r) < Z * math.sqrt(v_r / N)
+    assert res.lower.stderr == pytest.approx(math.sqrt(v_f / N), rel=0.05)
+    assert res.upper.stderr == pytest.approx(math.sqrt(v_r / N), rel=0.05)
+    assert res.lower.value < LOG_Z < res.upper.value
+    assert res.gap == pytest.approx(m_r - m_f, abs=0.03)
+    # the log-mean-exp versions are (much tighter) stochastic bounds around log Z
+    assert abs(res.lower_lme.value - LOG_Z) < Z * res.lower_lme.stderr + 0.01
+    assert abs(res.upper_lme.value - LOG_Z) < Z * res.upper_lme.stderr + 0.01
+
+
+# ------------------------------------------------------------------------------ PA exact
+def test_pa_perfect_mixing_rho_f_and_bias(gauss):
+    """R·Var(log Ẑ) → ρ_f = 1.136297 and E[log Ẑ] − log Z ≈ −ρ_f/(2R) (REFERENCE §3.1)."""
+    R, M = 100, 4000
+    res = population_annealing(gauss, betas=LADDER, num_particles=R, num_runs=M,
+                               key=jax.random.PRNGKey(5), exact_sampler=exact_sampler,
+                               progress=False)
+    s = _scales(LADDER[:-1])
+    h = np.diff(LADDER)
+    # E[ω²]/E[ω]² − 1 per rung for H = s·Gamma(1, 1) (d = 2): (1+hs)²/(1+2hs) − 1
+    rho_f = float(np.sum((1 + h * s) ** 2 / (1 + 2 * h * s) - 1))
+    assert rho_f == pytest.approx(1.136297, abs=1e-6)
+    lz = res.rungs["log_z_run"].values[:, -1]
+    est = R * lz.var(ddof=1)
+    assert abs(est - rho_f) < Z * rho_f * math.sqrt(2.5 / M)  # kurtosis-padded chi² error
+    se_mean = math.sqrt(rho_f / R / M)
+    assert abs((lz.mean() - LOG_Z) - (-rho_f / (2 * R))) < Z * se_mean
+    # the within-run delta method estimates ρ_f per run, unbiased under perfect mixing
+    assert res.attrs["rho_f_delta"] == pytest.approx(rho_f, rel=0.05)
+    assert res.attrs["rho_f_runs"] == pytest.approx(est)
+    # Machta's combination log mean_r Ẑ_r removes the bias; its error from the run spread
+    assert abs(res.log_z.value - LOG_Z) < Z * res.log_z.stderr
+    assert res.log_z.stderr == pytest.approx(math.sqrt(rho_f / R / M), rel=0.15)
+    # rungs: log Z(β_k) = −log(1 + β_k c) at every rung; E and Var weighted across runs
+    g = exact.gaussian_thermo(D, 100, 1.0, LADDER)
+    assert np.all(np.abs(res.rungs["log_z"].values + g.F) < Z * res.rungs["log_z_se"].values + 1e-9)
+    assert np.all(np.abs(res.rungs["E"].values - g.E) < Z * res.rungs["E_se"].values)
+    np.testing.assert_allclose(res.rungs["Var"].values, g.Var, rtol=0.02)
+
+
+# ------------------------------------------------------------------------------ PA with MCMC
+@pytest.fixture(scope="module")
+def linreg():
+    m = models.linear_regression(2)
+    data = m.simulate(jax.random.PRNGKey(0), 50)
+    return m, data, st.Target(m, data)
+
+
+@pytest.fixture(scope="module")
+def pa_linreg(linreg):
+    _, _, target = linreg
+    return population_annealing(target, num_particles=400, num_runs=4, key=jax.random.PRNGKey(6),
+                                mcmc="hmc", mcmc_steps=2, progress=False)
+
+
+def test_pa_linear_regression_matches_exact_evidence(linreg, pa_linreg):
+    m, data, _ = linreg
+    res = pa_linreg
+    exact_log_z = -m.exact_thermo(data, 1.0).F
+    lz = res.log_z
+    assert res.betas[0] == 0.0 and res.betas[-1] == 1.0
+    assert abs(lz.value - exact_log_z) < 2 * lz.stderr, (lz, exact_log_z)
+    assert res.free_energy.value == pytest.approx(-lz.value)
+    # per-rung curves against the closed form (β > 0 rungs)
+    b = res.betas[1:]
+    th = m.exact_thermo(data, b)
+    assert np.all(np.abs(res.rungs["log_z"].values[1:] + th.F) < Z * res.rungs["log_z_se"].values[1:] + 0.02)
+    assert np.all(np.abs(res.rungs["E"].values[1:] - th.E) < Z * res.rungs["E_se"].values[1:] + 0.05 * np.sqrt(th.Var))
+    np.testing.assert_allclose(res.rungs["Var"].values[1:], th.Var, rtol=0.15)
+    # the adaptive schedule hit its ESS target (R/2) on every rung but possibly the last
+    frac = res.rungs["ess_frac"].values[:, 1:-1]
+    assert np.all(np.min(frac, axis=0) == pytest.approx(0.5, abs=0.01))
+    assert int(res.rungs["grad_evals"].sum()) == res.attrs["grad_evals"] > 0
+
+
+def test_pa_final_population_is_samples(linreg, pa_linreg):
+    _, data, _ = linreg
+    s = pa_linreg.samples
+    assert isinstance(s, st.Samples)
+    assert s.betas.tolist() == [1.0] and s.ds.sizes["chain"] == 4 * 400 and s.num_draws == 1
+    assert s["w"].shape == (1, 1600, 1, 2)
+    assert bool(s.healthy.values.all())
+    # posterior mean of w at β = 1 (conjugate): A⁻¹ Xᵀy
+    X, y = np.asarray(data["x"]), np.asarray(data["y"])
+    mean = np.linalg.solve(np.eye(2) + X.T @ X, X.T @ y)
+    sd = np.sqrt(np.diag(np.linalg.inv(np.eye(2) + X.T @ X)))
+    got = s["w"].values[0, :, 0].mean(axis=0)
+    assert np.all(np.abs(got - mean) < 0.25 * sd)
+    fam = pa_linreg.rungs["families"].values
+    assert np.all(np.diff(fam, axis=1) <= 0)  # families only die out
+    assert np.all(pa_linreg.rungs["families_eff"].values <= fam + 1e-6)
+
+
+def test_adaptive_schedule_stops_at_the_cap(linreg, pa_linreg):
+    _, _, target = linreg
+    with pytest.raises(AnnealingStalledError, match="max_rungs") as err:
+        # the settings of `pa_linreg` (same compiled program), but ESS 0.9 and at most 3 rungs
+        population_annealing(target, num_particles=400, num_runs=4, max_rungs=3, target_ess=0.9,
+                             mcmc_steps=1, key=jax.random.PRNGKey(7), progress=False)
+    assert isinstance(err.value, SLTThermoError)
+    part = err.value.partial
+    assert part is not None and part.betas.size == 4 and part.betas[-1] < 1.0
+
+
+def test_needs_exact_prior_draws():
+    """A model without sample_prior (its init is not a prior draw) needs init_particles."""
+    target = st.Target.population(models.monomial((1, 1)), 1000)
+    with pytest.raises(InvalidArgumentError, match="init_particles"):
+        population_annealing(target, num_particles=16, key=jax.random.PRNGKey(0), progress=False)
+    with pytest.raises(InvalidArgumentError, match="init_particles"):
+        population_annealing(target, num_particles=16, key=jax.random.PRNGKey(0), progress=False,
+                             init_particles={"w": jnp.zeros((15, 2))})
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"mcmc": "gibbs"}, "mcmc"),
+    ({"resampling": "stratified"}, "resampling"),
+    ({"betas": [0.0, 0.5, 0.3, 1.0]}, "betas"),
+    ({"target_ess": 1.5}, "target_ess"),
+    ({"num_particles": 1}, "num_particles"),
+])
+def test_bad_arguments(linreg, kwargs, match):
+    _, _, target = linreg
+    args = {"num_particles": 8, "key": jax.random.PRNGKey(0), "progress": False}
+    args.update(kwargs)
+    with pytest.raises(InvalidArgumentError, match=match):
+        population_annealing(target, **args)
+
+
+# ------------------------------------------------------------------------------ slow
+@pytest.mark.slow
+def test_pa_agrees_with_thermodynamic_integration(linreg, pa_linreg):
+    """PA's F and TI's F (NUTS on a (i/16)^5 ladder) agree within their combined errors."""
+    m, data, target = linreg
+    run = st.sample_nuts(target, st.ladder.power(16), num_chains=4, num_warmup=400, num_samples=1000,
+                         key=jax.random.PRNGKey(8), progress=False)
+    ti = st.free_energy(run)
+    pa = pa_linreg.free_energy
+    err = math.hypot(ti.stderr + ti.details["discretization_error"], pa.stderr)
+    assert abs(ti.value - pa.value) < Z * err, (ti, pa)
+    assert abs(ti.value - m.exact_thermo(data, 1.0).F) < Z * (ti.stderr + ti.details["discretization_error"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mcmc", ["mala", "nuts"])
+def test_pa_other_kernels_match_exact_evidence(linreg, mcmc):
+    m, data, target = linreg
+    res = population_annealing(target, num_particles=400, num_runs=8, key=jax.random.PRNGKey(9),
+                               mcmc=mcmc, mcmc_steps=3, target_ess=0.7, progress=False)
+    exact_log_z = -m.exact_thermo(data, 1.0).F
+    assert abs(res.log_z.value - exact_log_z) < Z * res.log_z.stderr, res.log_z
+
+
+@pytest.mark.slow
+def test_pa_with_a_kernel_config(linreg):
+    """Any sampler config works as the move (its own warmup runs at the start of each rung)."""
+    from slt_thermo.samplers.nuts import HMCConfig
+
+    m, data, target = linreg
+    cfg = HMCConfig("HMC", 10, 10, False, 0.8, 4, 0.5)
+    res = population_annealing(target, num_particles=400, num_runs=8, key=jax.random.PRNGKey(10),
+                               mcmc=cfg, mcmc_steps=20, progress=False)
+    assert abs(res.log_z.value + m.exact_thermo(data, 1.0).F) < Z * res.log_z.stderr + 0.05
+
+
+@pytest.mark.slow
+def test_pa_singular_normal_crossing():
+    """K = w1²w2² (m = 2), n = 1000: F matches the closed form of REFERENCE 2.2(b)."""
+    n, R, M = 1000, 1000, 8
+    target = st.Target.population(models.monomial((1, 1)), n)
+    init = {"w": jax.random.uniform(jax.random.PRNGKey(11), (M, R, 2), minval=-1.0, maxval=1.0)}
+    res = population_annealing(target, num_particles=R, num_runs=M, init_particles=init,
+                               key=jax.random.PRNGKey(12), mcmc_steps=4, target_ess=0.7,
+                               progress=False)
+    F = exact.normal_crossing_thermo(n, 1.0).F
+    assert abs(res.free_energy.value - F) < Z * res.free_energy.stderr, (res.free_energy, F)
+
+
+@pytest.mark.slow
+def test_ais_and_bdmc_with_hmc_bracket_the_evidence(linreg):
+    """Simulated data from θ* ~ prior: forward AIS ≤ log Z ≤ reverse AIS from θ* (stochastically)."""
+    m, _, _ = linreg
+    theta = m.sample_prior(jax.random.PRNGKey(13))
+    data = m.simulate(jax.random.PRNGKey(14), 50, params=theta)
+    target = st.Target(m, data)
+    exact_log_z = -m.exact_thermo(data, 1.0).F
+    res = bdmc(target, betas=st.ladder.power(40), num_chains=1000, exact_sample=theta,
+               key=jax.random.PRNGKey(15), mcmc_steps=2, progress=False)
+    assert res.lower.value - Z * res.lower.stderr < exact_log_z < res.upper.value + Z * res.upper.stderr
+    assert res.lower.value < res.upper.value
+    fwd = ais(target, betas=st.ladder.power(40), num_chains=2000, key=jax.random.PRNGKey(16),
+              mcmc_steps=2, progress=False)
+    assert abs(fwd.log_z.value - exact_log_z) < Z * fwd.log_z.stderr + 0.05
