@@ -1,0 +1,649 @@
+"""LLC by SGLD: ``st.llc`` against devinterp 1.3.2 (PyTorch, CPU) on deep linear networks.
+
+Two parts, both printed and written to ``benchmarks/results/llc_vs_devinterp.json``:
+
+1. **Throughput and λ̂, side by side.** For DLNs from ~1e2 to ~1e4 parameters, the SAME chain is
+   run by devinterp's ``estimate_learning_coeff_with_summary`` (its default ``SGLD`` sampler and
+   ``LLCEstimator``) and by ``st.llc``: SGLD steps per second = chains × steps / wall time for
+   both, the ratio, and both λ̂ against Aoyagi's λ (``m.rlct``). ``st.llc`` is timed twice: a
+   first call (compilation included) and a second call with another key (jit cache hit); and
+   once more with ``thinning = 10`` (same number of SGLD steps, a tenth of the recorded draws)
+   and once recording only the last 4 draws ("SGLD-only"), because every recorded draw of
+   ``st.llc`` also computes a full-batch MALA acceptance (2 gradient passes over all n
+   examples), which devinterp does not.
+2. **Accuracy table** (an approximation of Lau et al.'s DLN protocol, arXiv:2308.12108; see
+   ``random_dlns``): λ̂ of ``st.llc`` (its documented defaults: 8 chains, 1000 steps, 200 burn-in,
+   batch min(n, 256), γ = 100, β = 1/log n; except ε, see below) against Aoyagi's λ, for random
+   m = 1 DLNs, and of devinterp with the same settings on the first ``--acc-devinterp`` of them
+   (devinterp runs ~8000 sequential steps per DLN: about a minute each on a loaded 2-core box).
+
+What is matched, exactly (both float32, both start every chain at w* = ``m.true_params``):
+
+- model: ``models.deep_linear(widths, r, sigma=1/√2, prior_scale=1e3)``; the same weights are
+  copied into a ``torch.nn.Sequential`` of bias-free ``nn.Linear`` layers (``W_i`` is the torch
+  ``weight``, shape (out, in)); the same simulated data (n examples, x ~ N(0, I)).
+- loss: devinterp's ``evaluate`` returns ℓ̄_B = mean over the batch of the per-example squared
+  error Σ_out (f(x) − y)². With σ² = 1/2 the per-example Gaussian NLL is that squared error plus a
+  constant, so devinterp's ``nbeta`` = nβ applied to ℓ̄_B is exactly slt_thermo's β applied to the
+  minibatch H_B = (n/B) Σ_B −log p. (With ``F.mse_loss``, which also averages over the outputs,
+  ``nbeta`` would have to be n·β·d_out.) Both record, per draw, the minibatch loss of the
+  gradient pass of that step (at the point the step starts from).
+- prior: slt_thermo's N(0, 1e3²) prior on every weight ⇔ devinterp ``weight_decay = 1e-6``
+  (its SGLD adds weight_decay·w to the gradient: exactly ∇ of that Gaussian's −log density).
+- SGLD step, both: Δw = (ε/2)(−nβ ∇ℓ̄_B − w/1e6 − γ(w − w*)) + N(0, ε I); ``lr`` = ε,
+  ``localization`` = γ, ``noise_level`` = 1, no preconditioner, no bounding box.
+- chains / steps: devinterp ``num_chains``, ``num_burnin_steps``, ``num_draws``,
+  ``num_steps_bw_draws`` = ``st.llc``'s ``num_chains``, ``num_burnin``, draws, ``thinning``
+  (``num_steps = num_burnin + draws × thinning``); batch size B for both.
+- λ̂: devinterp nβ(mean recorded loss − init_loss); st β(mean recorded H_B − H(w*)). We pass
+  devinterp ``init_loss`` = the full-data loss at w* (what st uses). devinterp's default
+  init_loss (the mean over the first ``num_chains`` batches) is also reported: it is a noisy
+  estimate of L_n(w*) whose error is multiplied by nβ (column ``dv λ̂ (default init)``).
+- ε: the same for both, per model: ε = 1/(2κ̂) (a quarter of the Langevin stability limit 2/κ̂),
+  with κ̂ = λ_max(β∇²H(w*)) + γ by power iteration on the full data. ``st.llc(step_size=None)``
+  would run ``st.sgld_step_size`` (11 candidates × 8 chains × 2000 steps with a full-batch MALA
+  check per draw): minutes per model on 2 cores, so only with ``--picker`` (smallest model).
+- Differences that remain: st draws each minibatch with replacement, devinterp's shuffled
+  ``DataLoader`` without replacement within an epoch (so each of its chains averages the loss
+  over whole epochs: far less minibatch noise in its per-chain λ̂, but the batch recorded at a
+  step was never used by the preceding steps of the epoch, which shifts the recorded loss up a
+  little; an extra devinterp run with a with-replacement sampler isolates this, column
+  ``dv λ̂, with replacement``); st runs the chains vmapped in one XLA
+  program, devinterp one after another (``cores=1``; ``cores=2``, one process per core, is timed
+  once on the smallest model); PyTorch uses ``torch_threads`` intra-op threads (default 1: faster
+  than 2 for these tiny matmuls, and on a shared machine far less sensitive to load).
+
+devinterp lives in its own virtual environment (``--setup`` creates it; or by hand)::
+
+    python3.11 -m venv ~/.cache/slt-thermo/devinterp-venv
+    ~/.cache/slt-thermo/devinterp-venv/bin/pip install torch==2.13.0      # CPU build, first
+    ~/.cache/slt-thermo/devinterp-venv/bin/pip install devinterp==1.3.2
+
+(``SLT_DEVINTERP_VENV`` overrides the path.) This script re-runs itself in that environment
+(``--worker``) for the devinterp part; settings and data go through a temporary .json/.npz, and
+the worker writes its timings and loss traces back as JSON.
+
+Run by hand, on an otherwise idle machine (it prints the load average it ran under)::
+
+    python benchmarks/llc_vs_devinterp.py --setup     # once: the devinterp venv
+    python benchmarks/llc_vs_devinterp.py --quick     # smoke run (2-3 minutes)
+    python benchmarks/llc_vs_devinterp.py             # full (10-14 minutes on 2 shared cores)
+    python benchmarks/llc_vs_devinterp.py --from-json benchmarks/results/llc_vs_devinterp.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve()
+RESULTS = HERE.parent / "results" / "llc_vs_devinterp.json"
+VENV = Path(os.environ.get("SLT_DEVINTERP_VENV", "~/.cache/slt-thermo/devinterp-venv")).expanduser()
+DEVINTERP_VERSION = "1.3.2"
+TORCH_VERSION = "2.13.0"
+
+# (widths, r): every one has multiplicity m = 1 (checked at run time)
+SIZES = [((10, 10, 10, 10), 4), ((30, 30, 30, 30), 6), ((70, 70, 70), 4)]
+QUICK_SIZES = [((10, 10, 10, 10), 4), ((20, 20, 20), 4)]
+
+
+# ============================================================================ devinterp side
+def _sse_loss(model, data):
+    """Mean over the batch of the per-example squared error (sum over outputs)."""
+    x, y = data
+    return ((model(x) - y) ** 2).sum(-1).mean()
+
+
+def worker(npz_path, cfg_path, out_path):
+    """Runs in the devinterp venv: one devinterp LLC estimate, timings and traces to JSON."""
+    cfg = json.loads(Path(cfg_path).read_text())
+    import torch
+
+    torch.set_num_threads(cfg["torch_threads"])
+    from importlib.metadata import version
+
+    from torch import nn
+    from torch.utils.data import DataLoader, RandomSampler, TensorDataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from devinterp.optim.sgld import SGLD
+        from devinterp.slt.sampler import estimate_learning_coeff_with_summary
+        from devinterp.utils import get_init_loss_multi_batch
+
+    d = np.load(npz_path)
+    x, y = torch.from_numpy(d["x"]), torch.from_numpy(d["y"])
+    Ws = [torch.from_numpy(d[f"W{i + 1}"]) for i in range(cfg["num_layers"])]
+    model = nn.Sequential(*[nn.Linear(W.shape[1], W.shape[0], bias=False) for W in Ws])
+    with torch.no_grad():
+        for layer, W in zip(model, Ws):
+            layer.weight.copy_(W)
+        init_loss_full = float(((model(x) - y) ** 2).sum(-1).double().mean())
+    ds = TensorDataset(x, y)
+    if cfg.get("replacement"):  # examples drawn with replacement, as st does (not devinterp's usual)
+        loader = DataLoader(ds, batch_size=cfg["batch_size"],
+                            sampler=RandomSampler(ds, replacement=True, num_samples=len(ds)))
+    else:  # the usual devinterp loader: reshuffled epochs, without replacement within an epoch
+        loader = DataLoader(ds, batch_size=cfg["batch_size"], shuffle=True)
+    t0 = time.perf_counter()
+    nb = sum(1 for _ in loader)
+    loader_ms = (time.perf_counter() - t0) / nb * 1e3
+    init_loss_default = get_init_loss_multi_batch(loader, cfg["num_chains"], model, _sse_loss,
+                                                  torch.device("cpu"), cfg["seed"])
+    optimizer_kwargs = {"lr": cfg["step_size"], "localization": cfg["gamma"],
+                        "nbeta": cfg["nbeta"], "weight_decay": cfg["weight_decay"]}
+    r0s, r0c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = estimate_learning_coeff_with_summary(
+            model, loader, evaluate=_sse_loss, sampling_method=SGLD,
+            optimizer_kwargs=optimizer_kwargs, num_draws=cfg["num_draws"],
+            num_chains=cfg["num_chains"], num_burnin_steps=cfg["num_burnin"],
+            num_steps_bw_draws=cfg["steps_bw_draws"], init_loss=init_loss_full,
+            cores=cfg["cores"], seed=cfg["seed"], device="cpu", verbose=False,
+        )
+    wall = time.perf_counter() - t0
+    r1s, r1c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = sum(getattr(b, f) - getattr(a, f) for a, b in ((r0s, r1s), (r0c, r1c))
+              for f in ("ru_utime", "ru_stime"))
+    out = {
+        "wall_s": wall, "cpu_s": cpu, "llc_mean": res["llc/mean"], "llc_std": res["llc/std"],
+        "llc_per_chain": [res[f"llc-chain/{i}"] for i in range(cfg["num_chains"])],
+        "loss_trace": np.asarray(res["loss/trace"], dtype=float).tolist(),
+        "init_loss_full": init_loss_full, "init_loss_default": float(init_loss_default),
+        "loader_ms_per_batch": loader_ms, "torch_threads": torch.get_num_threads(),
+        "versions": {"devinterp": version("devinterp"), "torch": torch.__version__,
+                     "numpy": np.__version__, "python": platform.python_version()},
+    }
+    Path(out_path).write_text(json.dumps(out))
+
+
+def venv_python():
+    return VENV / "bin" / "python"
+
+
+def setup_venv():
+    """Create the devinterp venv: torch (CPU) first, so devinterp's torch>=2.0.1 is satisfied."""
+    py = venv_python()
+    if not py.exists():
+        base = getattr(sys, "_base_executable", None) or sys.executable
+        subprocess.run([base, "-m", "venv", str(VENV)], check=True)
+    pip = [str(py), "-m", "pip", "install", "--disable-pip-version-check"]
+    subprocess.run(pip + [f"torch=={TORCH_VERSION}"], check=True)
+    subprocess.run(pip + [f"devinterp=={DEVINTERP_VERSION}", f"torch=={TORCH_VERSION}"], check=True)
+    print(devinterp_versions())
+
+
+def devinterp_versions():
+    py = venv_python()
+    if not py.exists():
+        return None
+    code = ("from importlib.metadata import version as v; import json; "
+            "print(json.dumps({p: v(p) for p in ('devinterp', 'torch')}))")
+    r = subprocess.run([str(py), "-c", code], check=False, capture_output=True, text=True)
+    return json.loads(r.stdout) if r.returncode == 0 else None
+
+
+def run_devinterp(m, data, cfg, tmp):
+    """Run the worker in the devinterp venv; returns its JSON plus the process wall time."""
+    tmp = Path(tmp)
+    arrays = {"x": np.asarray(data["x"], np.float32), "y": np.asarray(data["y"], np.float32)}
+    for i, name in enumerate(m.layers):
+        arrays[f"W{i + 1}"] = np.asarray(m.true_params[name], np.float32)
+    np.savez(tmp / "in.npz", **arrays)
+    (tmp / "cfg.json").write_text(json.dumps({**cfg, "num_layers": len(m.layers)}))
+    env = dict(os.environ, OMP_NUM_THREADS=str(cfg["torch_threads"]),
+               MKL_NUM_THREADS=str(cfg["torch_threads"]))
+    t0 = time.perf_counter()
+    r = subprocess.run([str(venv_python()), str(HERE), "--worker", str(tmp / "in.npz"),
+                        str(tmp / "cfg.json"), str(tmp / "out.json")],
+                       check=False, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        raise RuntimeError(f"devinterp worker failed:\n{r.stderr[-3000:]}")
+    out = json.loads((tmp / "out.json").read_text())
+    out["process_wall_s"] = time.perf_counter() - t0
+    return out
+
+
+# ============================================================================ slt_thermo side
+def machine_info():
+    from importlib.metadata import version
+
+    import jax
+
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "platform": platform.platform(), "python": platform.python_version(), "cpu": cpu,
+        "cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
+        "jax_backend": jax.default_backend(), "jax_devices": [str(d) for d in jax.devices()],
+        "versions": {p: version(p) for p in ("jax", "jaxlib", "slt-thermo")},
+        "devinterp_venv": str(VENV), "devinterp_versions": devinterp_versions(),
+    }
+
+
+def load_avg():
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def cpu_seconds():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def kappa_max(target, center, beta, gamma, iters=40):
+    """λ_max(β∇²H(w*)) + γ by power iteration (full data, Hessian-vector products)."""
+    import jax
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+
+    flat, unravel = ravel_pytree(jax.tree_util.tree_map(jnp.asarray, center))
+    f = lambda v: beta * target.nll(unravel(v))
+    hvp = jax.jit(lambda v, u: jax.jvp(jax.grad(f), (v,), (u,))[1])
+    u = jax.random.normal(jax.random.PRNGKey(0), flat.shape, flat.dtype)
+    u = u / jnp.linalg.norm(u)
+    lam = 0.0
+    for _ in range(iters):
+        h = hvp(flat, u)
+        lam = float(u @ h)
+        u = h / jnp.linalg.norm(h)
+    return lam + gamma
+
+
+def make_model(widths, r, n, seed):
+    import jax
+
+    import slt_thermo as st
+    from slt_thermo import models
+
+    m = models.deep_linear(widths=tuple(widths), r=r, sigma=2 ** -0.5, prior_scale=1e3, seed=seed)
+    data = m.simulate(jax.random.PRNGKey(1000 + seed), n)
+    return m, data, st.Target(m, data)
+
+
+def run_st(target, m, *, key, beta, eps, gamma, chains, burnin, draws, thinning, batch):
+    import jax
+
+    import slt_thermo as st
+
+    c0, t0 = cpu_seconds(), time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = st.llc(target, center=m.true_params, key=jax.random.PRNGKey(key), beta=beta,
+                     step_size=eps, gamma=gamma, num_chains=chains,
+                     num_steps=burnin + draws * thinning, num_burnin=burnin,
+                     batch_size=batch, thinning=thinning, progress=False)
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    det = est.details
+    return {
+        "wall_s": wall, "cpu_s": cpu, "sampling_wall_s": float(det["samples"].ds.attrs["wall_time_s"]),
+        "steps_per_s": chains * (burnin + draws * thinning) / wall,
+        "llc": est.value, "llc_se": est.stderr, "per_chain": det["per_chain"],
+        "rhat": det["rhat"], "ess": det["ess"], "mala_accept": det["mala_accept"],
+        "drift_z": det["drift_z"], "nll_center": det["nll_center"],
+        "warnings": sorted({str(w.message) for w in caught}),
+    }
+
+
+def dv_summary(dv, nbeta, num_chains):
+    """devinterp λ̂ with the full-data and with its default init loss, and an ESS-based SE."""
+    from slt_thermo.thermo.stats import mean_se
+
+    trace = np.asarray(dv["loss_trace"])
+    mean, se, _ = mean_se(trace)
+    return {
+        "llc": nbeta * (mean - dv["init_loss_full"]),
+        "llc_devinterp_reported": dv["llc_mean"],
+        "llc_default_init": nbeta * (mean - dv["init_loss_default"]),
+        "llc_se": nbeta * se,
+        "per_chain_se": float(np.std(dv["llc_per_chain"], ddof=1) / math.sqrt(num_chains)),
+    }
+
+
+# ============================================================================ part 1
+def throughput(args, tmp, log):
+    rows = []
+    for widths, r in args.sizes:
+        m, data, target = make_model(widths, r, args.n, seed=0)
+        if m.multiplicity != 1:
+            raise AssertionError(f"{m.name} has m = {m.multiplicity}")
+        beta = 1 / math.log(args.n)
+        kappa = kappa_max(target, m.true_params, beta, args.gamma)
+        eps = 1 / (2 * kappa)
+        lam = float(m.rlct)
+        steps = args.burnin + args.draws
+        row = {"widths": list(widths), "r": r, "d": m.num_params, "lambda": lam,
+               "m": m.multiplicity, "kappa": kappa, "step_size": eps, "load_before": load_avg()}
+        log(f"\n{m.name}: d = {m.num_params}, λ = {lam:g}, κ̂ = {kappa:.3g}, ε = {eps:.3g}")
+        common = {"beta": beta, "eps": eps, "gamma": args.gamma, "chains": args.chains,
+                  "burnin": args.burnin, "batch": args.batch}
+        row["st_cold"] = run_st(target, m, key=1, draws=args.draws, thinning=1, **common)
+        row["st_warm"] = run_st(target, m, key=2, draws=args.draws, thinning=1, **common)
+        k = args.thin
+        kd = args.draws // k
+        burn_k = steps - kd * k  # same total steps
+        common_k = {**common, "burnin": burn_k}
+        row["st_thin_cold"] = run_st(target, m, key=3, draws=kd, thinning=k, **common_k)
+        row["st_thin_warm"] = run_st(target, m, key=4, draws=kd, thinning=k, **common_k)
+        row["thin"] = {"thinning": k, "draws": kd, "burnin": burn_k}
+        # (almost) SGLD alone: the same steps, only 4 recorded draws (4 MALA checks per chain)
+        common_4 = {**common, "burnin": steps - 4}
+        run_st(target, m, key=5, draws=4, thinning=1, **common_4)  # compile
+        row["st_sgld_only"] = run_st(target, m, key=6, draws=4, thinning=1, **common_4)
+        log(f"  st.llc  cold {row['st_cold']['wall_s']:.1f}s  warm {row['st_warm']['wall_s']:.1f}s  "
+            f"thin{k} cold {row['st_thin_cold']['wall_s']:.1f}s warm {row['st_thin_warm']['wall_s']:.1f}s")
+        row["load_mid"] = load_avg()
+        if not args.no_devinterp:
+            cfg = {"step_size": eps, "gamma": args.gamma, "nbeta": args.n * beta,
+                   "weight_decay": 1e-6, "batch_size": args.batch, "num_chains": args.chains,
+                   "num_draws": args.draws, "num_burnin": args.burnin, "steps_bw_draws": 1,
+                   "seed": 0, "cores": 1, "torch_threads": args.torch_threads}
+            dv = run_devinterp(m, data, cfg, tmp)
+            dv.update(dv_summary(dv, args.n * beta, args.chains))
+            dv["steps_per_s"] = args.chains * steps / dv["wall_s"]
+            row["devinterp"] = {k_: v for k_, v in dv.items() if k_ != "loss_trace"}
+            log(f"  devinterp  {dv['wall_s']:.1f}s  (loader {dv['loader_ms_per_batch']:.2f} ms/batch)")
+            if args.dv_replacement:  # the same, but minibatches drawn with replacement, as st does
+                dvr = run_devinterp(m, data, {**cfg, "replacement": True}, tmp)
+                dvr.update(dv_summary(dvr, args.n * beta, args.chains))
+                dvr["steps_per_s"] = args.chains * steps / dvr["wall_s"]
+                row["devinterp_replacement"] = {k_: v for k_, v in dvr.items() if k_ != "loss_trace"}
+                log(f"  devinterp (with replacement)  {dvr['wall_s']:.1f}s")
+            if args.cores2 and (widths, r) == tuple(args.sizes[0]):
+                dv2 = run_devinterp(m, data, {**cfg, "cores": 2}, tmp)
+                dv2.update(dv_summary(dv2, args.n * beta, args.chains))
+                dv2["steps_per_s"] = args.chains * steps / dv2["wall_s"]
+                row["devinterp_cores2"] = {k_: v for k_, v in dv2.items() if k_ != "loss_trace"}
+                log(f"  devinterp cores=2  {dv2['wall_s']:.1f}s  λ̂ reported {dv2['llc_mean']:.3g}")
+        row["load_after"] = load_avg()
+        rows.append(row)
+    return rows
+
+
+# ============================================================================ part 2
+def random_dlns(rng, count, num_layers, width_range):
+    """Random m = 1 DLNs: L weight layers uniform in num_layers, widths uniform in width_range
+    (inclusive), true rank r uniform in 1..min(widths); redrawn until Aoyagi's m = 1."""
+    from slt_thermo.exact import rlct_dln
+
+    out = []
+    while len(out) < count:
+        L = int(rng.integers(num_layers[0], num_layers[1] + 1))
+        widths = tuple(int(w) for w in rng.integers(width_range[0], width_range[1] + 1, size=L + 1))
+        r = int(rng.integers(1, min(widths) + 1))
+        if rlct_dln(widths, r).m == 1:
+            out.append((widths, r))
+    return out
+
+
+def accuracy(args, tmp, log):
+    rng = np.random.default_rng(args.seed)
+    regimes = [("1", random_dlns(rng, args.acc_models[0], (2, 5), (5, 10)))]
+    if args.acc_models[1]:
+        regimes.append(("2 (CPU-scaled)", random_dlns(rng, args.acc_models[1], (2, 3), (10, 25))))
+    beta = 1 / math.log(args.acc_n)
+    rows = []
+    for regime, nets in regimes:
+        for i, (widths, r) in enumerate(nets):
+            m, data, target = make_model(widths, r, args.acc_n, seed=1 + i)
+            kappa = kappa_max(target, m.true_params, beta, args.gamma)
+            eps = 1 / (2 * kappa)
+            lam = float(m.rlct)
+            batch = min(args.acc_n, 256)
+            row = {"regime": regime, "widths": list(widths), "r": r, "d": m.num_params,
+                   "lambda": lam, "m": m.multiplicity, "step_size": eps, "load_before": load_avg()}
+            row["st"] = run_st(target, m, key=10 + i, beta=beta, eps=eps, gamma=args.gamma,
+                               chains=args.acc_chains, burnin=args.acc_burnin,
+                               draws=args.acc_steps - args.acc_burnin, thinning=1, batch=batch)
+            if not args.no_devinterp and (args.acc_devinterp_all
+                                          or (regime == "1" and i < args.acc_devinterp)):
+                cfg = {"step_size": eps, "gamma": args.gamma, "nbeta": args.acc_n * beta,
+                       "weight_decay": 1e-6, "batch_size": batch, "num_chains": args.acc_chains,
+                       "num_draws": args.acc_steps - args.acc_burnin, "num_burnin": args.acc_burnin,
+                       "steps_bw_draws": 1, "seed": 10 + i, "cores": 1,
+                       "torch_threads": args.torch_threads}
+                dv = run_devinterp(m, data, cfg, tmp)
+                dv.update(dv_summary(dv, args.acc_n * beta, args.acc_chains))
+                row["devinterp"] = {k: v for k, v in dv.items() if k != "loss_trace"}
+            rows.append(row)
+            dvs = f"  dv {row['devinterp']['llc']:.1f}" if "devinterp" in row else ""
+            log(f"  regime {regime} {m.name}: λ {lam:g}  st {row['st']['llc']:.1f}{dvs}")
+    picker = None
+    if args.picker:
+        import jax
+
+        import slt_thermo as st
+
+        widths, r = regimes[0][1][0]
+        m, data, target = make_model(widths, r, args.acc_n, seed=1)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est = st.llc(target, center=m.true_params, key=jax.random.PRNGKey(99), progress=False)
+        picker = {"widths": list(widths), "r": r, "lambda": float(m.rlct), "wall_s": time.perf_counter() - t0,
+                  "step_size": est.details["step_size"], "llc": est.value, "llc_se": est.stderr,
+                  "warnings": sorted({str(w.message) for w in caught})}
+        log(f"  st.llc(step_size=None) on {m.name}: ε = {picker['step_size']:.3g}, λ̂ = "
+            f"{est.value:.1f} ± {est.stderr:.1f} (λ = {float(m.rlct):g}), {picker['wall_s']:.0f}s")
+    return rows, picker
+
+
+# ============================================================================ printing
+def _rel(x, lam):
+    return f"{100 * (x - lam) / lam:+.0f}%"
+
+
+def _per_chain_se(values):
+    v = np.asarray(values, float)
+    return float(v.std(ddof=1) / math.sqrt(v.size))
+
+
+def step_cost_split(row, chains, burnin, draws):
+    """Split the warm st.llc wall time into SGLD steps and per-draw MALA diagnostics.
+
+    The two warm runs take the same number of SGLD steps and record ``draws`` resp. ``draws/k``
+    draws; wall = a·steps + b·diagnoses gives a (s per chain-step) and b (s per chain-draw).
+    """
+    k = row["thin"]["thinning"]
+    steps = chains * (burnin + draws)
+    d1, dk = chains * draws, chains * (draws // k)
+    w1, wk = row["st_warm"]["wall_s"], row["st_thin_warm"]["wall_s"]
+    b = (w1 - wk) / (d1 - dk)
+    a = (wk - dk * b) / steps
+    return a, b
+
+
+def print_throughput(rows, args):
+    k = args.thin
+    print(f"\nSGLD throughput, {args.chains} chains, n = {args.n}, B = {args.batch}, γ = {args.gamma:g}, "
+          f"β = 1/log n, {args.burnin} burn-in + {args.draws} draws (steps/s = chains × steps / wall)")
+    print("| DLN | d | ε | devinterp steps/s | st cold | st warm | warm / dv | "
+          f"st thin{k} warm | thin{k} / dv | st SGLD-only | SGLD-only / dv | MALA check ms/draw* | "
+          "st CPU-s / dv CPU-s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        dv = r.get("devinterp")
+        dvs = dv["steps_per_s"] if dv else float("nan")
+        cold, warm = r["st_cold"]["steps_per_s"], r["st_warm"]["steps_per_s"]
+        thin = r["st_thin_warm"]["steps_per_s"]
+        _, b = step_cost_split(r, args.chains, args.burnin, args.draws)
+        pure = r["st_sgld_only"]["steps_per_s"] if "st_sgld_only" in r else float("nan")
+        cpu_ratio = (r["st_warm"]["cpu_s"] / dv["cpu_s"]) if dv else float("nan")
+        print(f"| {tuple(r['widths'])} r={r['r']} | {r['d']} | {r['step_size']:.2g} | {dvs:.0f} | "
+              f"{cold:.0f} | {warm:.0f} | {warm / dvs:.1f}× | {thin:.0f} | {thin / dvs:.1f}× | "
+              f"{pure:.0f} | {pure / dvs:.1f}× | {1e3 * b:.1f} | {cpu_ratio:.2f} |")
+    print("SGLD-only: a warm st.llc run of the same steps recording only the last 4 draws. "
+          "* MALA check time per chain-draw, derived from the two warm runs (same steps, 10× fewer "
+          "draws in the second): wall = a·steps + b·draws")
+    for r in rows:
+        if "devinterp_cores2" in r:
+            d2 = r["devinterp_cores2"]
+            print(f"devinterp cores=2 on {tuple(r['widths'])}: {d2['steps_per_s']:.0f} steps/s; λ̂ it "
+                  f"reports {d2['llc_mean']:.3g} (from its own callback), from its loss trace "
+                  f"{d2['llc']:.3g}")
+    print("\nλ̂ from the same runs (warm st run; ± ESS-based SE of the recorded-loss mean, [± SE from the "
+          "spread of per-chain λ̂]; devinterp's own llc/mean equals the 'dv λ̂' column)")
+    print("| DLN | λ (Aoyagi) | st λ̂ (key 2) | st λ̂ (key 1) | rel | dv λ̂ | rel | dv λ̂ (default init) | "
+          "st − dv (z) | dv λ̂, with replacement | st MALA acc | st drift z |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        s, s1, dv, lam = r["st_warm"], r["st_cold"], r.get("devinterp"), r["lambda"]
+        if dv:
+            se_dv = max(dv["llc_se"], _per_chain_se(dv["llc_per_chain"]))
+            z = (s["llc"] - dv["llc"]) / math.hypot(s["llc_se"], se_dv)
+            dvt = (f"{dv['llc']:.1f} ± {dv['llc_se']:.1f} [{_per_chain_se(dv['llc_per_chain']):.1f}] | "
+                   f"{_rel(dv['llc'], lam)} | {dv['llc_default_init']:.1f} | "
+                   f"{s['llc'] - dv['llc']:+.1f} ({z:+.1f})")
+        else:
+            dvt = "– | – | – | –"
+        rep = r.get("devinterp_replacement")
+        rept = (f"{rep['llc']:.1f} ± {rep['llc_se']:.1f} [{_per_chain_se(rep['llc_per_chain']):.1f}]"
+                if rep else "–")
+        print(f"| {tuple(r['widths'])} r={r['r']} | {lam:g} | {s['llc']:.1f} ± {s['llc_se']:.1f} "
+              f"[{_per_chain_se(s['per_chain']):.1f}] | {s1['llc']:.1f} ± {s1['llc_se']:.1f} | "
+              f"{_rel(s['llc'], lam)} | {dvt} | {rept} | {s['mala_accept']:.3f} | {s['drift_z']:+.1f} |")
+    print("z uses the larger of devinterp's two SEs: its shuffled loader covers the data in whole "
+          "epochs, so its per-chain means carry almost no minibatch noise (the bracketed SE)")
+
+
+def print_accuracy(rows, picker, args):
+    print(f"\nAccuracy (Lau et al.-style random m = 1 DLNs), n = {args.acc_n}, β = 1/log n, "
+          f"{args.acc_chains} chains × {args.acc_steps} steps ({args.acc_burnin} burn-in), "
+          f"B = {min(args.acc_n, 256)}, γ = {args.gamma:g}, ε = 1/(2κ̂)")
+    print("| regime | widths | r | d | λ | ε | st λ̂ | rel | dv λ̂ | rel | st MALA | st drift z |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        s, lam = r["st"], r["lambda"]
+        dv = r.get("devinterp")
+        dvt = f"{dv['llc']:.1f} ± {dv['llc_se']:.1f} | {_rel(dv['llc'], lam)}" if dv else "– | –"
+        print(f"| {r['regime']} | {tuple(r['widths'])} | {r['r']} | {r['d']} | {lam:g} | "
+              f"{r['step_size']:.2g} | {s['llc']:.1f} ± {s['llc_se']:.1f} | {_rel(s['llc'], lam)} | "
+              f"{dvt} | {s['mala_accept']:.3f} | {s['drift_z']:+.1f} |")
+    for regime in sorted({r["regime"] for r in rows}):
+        rs = [r for r in rows if r["regime"] == regime]
+        errs = [abs(r["st"]["llc"] - r["lambda"]) / r["lambda"] for r in rs]
+        within = sum(e <= 0.1 for e in errs)
+        print(f"regime {regime}: st λ̂ within 10% of λ on {within}/{len(rs)}; "
+              f"mean |rel err| {100 * np.mean(errs):.0f}%")
+    if picker:
+        print(f"st.llc(step_size=None) on {tuple(picker['widths'])} r={picker['r']}: ε = "
+              f"{picker['step_size']:.3g}, λ̂ = {picker['llc']:.1f} ± {picker['llc_se']:.1f} "
+              f"(λ = {picker['lambda']:g}), {picker['wall_s']:.0f} s")
+
+
+def reprint(path):
+    res = json.loads(Path(path).read_text())
+    saved = argparse.Namespace(**res["settings"])
+    m = res["machine"]
+    print(f"{res['timestamp']} | {m['platform']} | {m['cpu']} | {m['cpu_count']} CPUs | "
+          f"devinterp {m['devinterp_versions']} | load avg start {m['load_avg_start']}, "
+          f"end {m['load_avg_end']} | total {res['total_wall_s']:.0f} s")
+    print_throughput(res["throughput"], saved)
+    print_accuracy(res["accuracy"], res["picker"], saved)
+
+
+# ============================================================================ main
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--setup", action="store_true", help=f"create the devinterp venv at {VENV} and exit")
+    p.add_argument("--quick", action="store_true", help="smoke run (small nets, short chains)")
+    p.add_argument("--no-devinterp", action="store_true", help="slt_thermo only")
+    p.add_argument("--n", type=int, default=10_000)
+    p.add_argument("--chains", type=int, default=16)
+    p.add_argument("--burnin", type=int, default=200)
+    p.add_argument("--draws", type=int, default=200)
+    p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--gamma", type=float, default=100.0)
+    p.add_argument("--thin", type=int, default=10, help="thinning of the extra st.llc timing")
+    p.add_argument("--torch-threads", type=int, default=1)
+    p.add_argument("--no-dv-replacement", dest="dv_replacement", action="store_false",
+                   help="skip the extra devinterp run whose loader samples with replacement")
+    p.add_argument("--no-cores2", dest="cores2", action="store_false",
+                   help="skip the devinterp cores=2 timing on the smallest DLN")
+    p.add_argument("--acc-n", type=int, default=10_000)
+    p.add_argument("--acc-models", type=int, nargs=2, default=[4, 2], metavar=("R1", "R2"),
+                   help="number of random DLNs in regimes 1 and 2 (default 4 2)")
+    p.add_argument("--acc-chains", type=int, default=8)
+    p.add_argument("--acc-steps", type=int, default=1000)
+    p.add_argument("--acc-burnin", type=int, default=200)
+    p.add_argument("--acc-devinterp", type=int, default=3,
+                   help="run devinterp on the first N regime-1 DLNs of the accuracy table (default 3)")
+    p.add_argument("--acc-devinterp-all", action="store_true",
+                   help="run devinterp on every DLN of the accuracy table")
+    p.add_argument("--picker", action="store_true",
+                   help="also run st.llc(step_size=None) (the ε sweep) on one regime-1 DLN: minutes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--from-json", type=Path, default=None, metavar="PATH",
+                   help="re-print the tables of a saved result file; runs nothing")
+    args = p.parse_args(argv)
+    args.sizes = SIZES
+    if args.quick:
+        args.sizes = QUICK_SIZES
+        args.chains, args.burnin, args.draws = 4, 50, 50
+        args.acc_models, args.acc_chains, args.acc_steps, args.acc_burnin = [2, 1], 4, 300, 100
+        args.acc_devinterp_all = True
+    return args
+
+
+def main(argv=None):
+    if argv is None and len(sys.argv) == 5 and sys.argv[1] == "--worker":
+        return worker(*sys.argv[2:])
+    args = parse_args(argv)
+    if args.setup:
+        return setup_venv()
+    if args.from_json:
+        return reprint(args.from_json)
+    if not args.no_devinterp and devinterp_versions() is None:
+        sys.exit(f"no devinterp venv at {VENV}: run `python {HERE.name} --setup` (or --no-devinterp)")
+    import jax  # noqa: F401  (after the worker branch: the devinterp venv has no JAX)
+
+    t_start = time.perf_counter()
+    machine = machine_info()
+    machine["load_avg_start"] = load_avg()
+    v = machine["versions"]
+    print(f"{machine['platform']} | {machine['cpu']} | {machine['cpu_count']} CPUs "
+          f"({machine['cpus_usable']} usable) | jax {v['jax']} | slt-thermo {v['slt-thermo']} | "
+          f"devinterp {machine['devinterp_versions']} (venv {VENV}, torch threads "
+          f"{args.torch_threads}) | load avg {machine['load_avg_start']}")
+    log = lambda s: print(s, file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = throughput(args, tmp, log)
+        print_throughput(rows, args)
+        acc, picker = accuracy(args, tmp, log)
+        print_accuracy(acc, picker, args)
+    machine["load_avg_end"] = load_avg()
+    total = time.perf_counter() - t_start
+    print(f"\ntotal wall time {total:.0f} s; load avg start {machine['load_avg_start']}, "
+          f"end {machine['load_avg_end']}")
+    settings = {k: (str(v_) if isinstance(v_, Path) else v_) for k, v_ in vars(args).items()}
+    out = {"benchmark": "llc_vs_devinterp", "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+           "command": " ".join([HERE.name] + sys.argv[1:]), "machine": machine,
+           "settings": settings, "throughput": rows, "accuracy": acc, "picker": picker,
+           "total_wall_s": total}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1, default=str))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
