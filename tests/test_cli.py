@@ -1,12 +1,298 @@
-"""The `slt-thermo` demo job runs and prints E^β[nL_n] beside the exact value."""
+"""The `slt-thermo` command: rlct, free-energy, models, show, demo, bring-your-own model, and
+one-line errors for bad arguments.
 
+In-process calls (``cli.main([...])``) share JAX's compile cache; sampling sizes are cut with
+--chains/--warmup/--samples so the suite stays fast. The fully bare run is a slow test.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
 import pytest
+import xarray as xr
 
+import slt_thermo as st
 from slt_thermo import cli
+
+SMALL = ["--chains", "2", "--warmup", "60", "--samples", "80"]
+METHODS = ("two_temperature", "ols", "specific_heat")
+
+
+def call(argv):
+    """cli.main(argv) -> exit code, whether it returns or argparse exits."""
+    try:
+        return cli.main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+def only_dirs(path):
+    return sorted(p for p in os.listdir(path) if os.path.isdir(os.path.join(path, p)))
+
+
+def check_rlct_dir(d, *, plots=True):
+    run = st.load(os.path.join(d, "samples.nc"))
+    with open(os.path.join(d, "summary.json"), encoding="utf-8") as f:
+        s = json.load(f)
+    assert s["command"] == "rlct" and s["n"] == run.n
+    assert np.allclose(run.betas, s["settings"]["betas"])
+    for m in METHODS:
+        assert math.isfinite(s["estimates"][m]["value"]) and s["estimates"][m]["stderr"] > 0
+    pngs = ["energy_vs_inverse_beta.png", "specific_heat.png", "traces.png"]
+    assert s["files"]["plots"] == (pngs if plots else [])
+    for name in s["files"]["plots"]:
+        with open(os.path.join(d, name), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    return run, s
+
+
+# ------------------------------------------------------------------------------------ rlct
+def test_rlct_bare_model_table_and_results_dir(tmp_path, capsys):
+    out = tmp_path / "res"
+    assert cli.main(["rlct", "--out", str(out)] + SMALL) == 0
+    text = capsys.readouterr().out
+    assert "reduced_rank(M=2, N=2, H=1, r=1), n = 1000" in text
+    for m in METHODS:
+        line = next(l for l in text.splitlines() if l.startswith(m))
+        assert "±" in line and "3/2 = 1.5" in line  # estimate with error bar beside the exact λ
+    assert "WBIC" in text and "results:" in text
+    (first,) = only_dirs(out)
+    run, s = check_rlct_dir(out / first)
+    assert run.n == 1000 and run.betas.size == 5 and run.ds.sizes["chain"] == 2
+    assert s["model"]["rlct"] == "3/2" and s["model"]["multiplicity"] == 1
+    assert np.allclose(run.betas, st.ladder.around_wbic(1000, num=5))
+    assert s["estimates"]["ols"]["value"] == pytest.approx(st.rlct(run, method="ols").value)
+
+    # a second identical run makes a NEW directory (and reuses the compiled program)
+    t0 = time.perf_counter()
+    assert cli.main(["rlct", "--out", str(out)] + SMALL) == 0
+    second_wall = time.perf_counter() - t0
+    dirs = only_dirs(out)
+    assert len(dirs) == 2 and first in dirs
+    check_rlct_dir(out / [d for d in dirs if d != first][0])
+    capsys.readouterr()
+
+    # show re-prints the same table and redraws the plots
+    os.remove(out / first / "traces.png")
+    assert cli.main(["show", str(out / first)]) == 0
+    shown = capsys.readouterr().out
+    for m in METHODS:
+        assert next(l for l in shown.splitlines() if l.startswith(m)) == \
+            next(l for l in text.splitlines() if l.startswith(m))
+    assert (out / first / "traces.png").exists()
+    print(f"second in-process run: {second_wall:.1f} s")
+
+
+def test_results_dirs_never_collide(tmp_path):
+    made = {cli.new_results_dir(str(tmp_path), "rlct", "m") for _ in range(5)}
+    assert len(made) == 5 and all(os.path.isdir(d) for d in made)
+
+
+def test_sgld_missing_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.delattr(st, "sample_sgld", raising=False)
+    assert call(["rlct", "--sampler", "sgld", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "sgld sampler not available yet" in err
+    assert not os.listdir(tmp_path)
+
+
+def test_sgld_is_called_with_the_cli_settings(tmp_path, capsys, monkeypatch):
+    from test_plotting import fake_samples
+
+    seen = {}
+
+    def fake_sgld(target, betas, **kwargs):
+        seen.update(kwargs, betas=np.asarray(betas), n=target.n)
+        return fake_samples(betas, n=target.n)
+
+    monkeypatch.setattr(st, "sample_sgld", fake_sgld, raising=False)
+    argv = ["rlct", "--sampler", "sgld", "--step-size", "3e-5", "--batch-size", "50", "--n", "500",
+            "--chains", "3", "--warmup", "200", "--samples", "400", "--out", str(tmp_path), "--no-plots"]
+    assert cli.main(argv) == 0
+    assert seen["step_size"] == 3e-5 and seen["batch_size"] == 50 and seen["num_chains"] == 3
+    assert seen["num_steps"] == 600 and seen["num_burnin"] == 200 and seen["n"] == 500
+    assert np.allclose(seen["betas"], st.ladder.around_wbic(500, num=5))
+    assert "sgld" in capsys.readouterr().out
+    (d,) = only_dirs(tmp_path)
+    check_rlct_dir(tmp_path / d, plots=False)
+
+
+# ------------------------------------------------------------------------------------ errors
+BAD = [
+    (["rlct", "--n", "-5"], "argument --n: must be an integer >= 2, got -5"),
+    (["rlct", "--n", "many"], "argument --n"),
+    (["rlct", "--chains", "0"], "argument --chains"),
+    (["rlct", "--sampler", "mcmc"], "argument --sampler"),
+    (["rlct", "--model", "resnet"], "argument --model: unknown model 'resnet'"),
+    (["rlct", "--param", "M"], "argument --param: must look like key=value"),
+    (["rlct", "--model", "reduced_rank", "--param", "Q=1"], "argument --param: reduced_rank: got an unexpected"),
+    (["rlct", "--model", "reduced_rank", "--param", "r=5"], "argument --param: reduced_rank(M=2, N=2, H=1, r=5)"),
+    (["rlct", "--model", "deep_linear", "--param", "widths=3,x"], "argument --param"),
+    (["rlct", "--model", "no/such/file.py:make"], "argument --model"),
+    (["free-energy", "--n", "100,50,300"], "argument --n: must be at least 3 increasing"),
+    (["free-energy", "--betas", "0,0.5"], "argument --betas"),
+    (["free-energy", "--betas", "1"], "argument --betas"),
+    (["show", "/no/such/dir"], "argument RESULTS_DIR"),
+    (["frobnicate"], "argument COMMAND: invalid choice"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_arguments_are_one_line(argv, message, capsys, tmp_path):
+    assert call(argv + ([] if argv[0] in ("show", "frobnicate") else ["--out", str(tmp_path)])) == 2
+    captured = capsys.readouterr()
+    err = captured.err
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    assert err.startswith("slt-thermo") and ": error: " in err and message in err, err
+    assert "Traceback" not in err and captured.out == ""
+    assert not os.listdir(tmp_path)  # nothing written
+
+
+def test_bad_argument_in_a_subprocess():
+    p = subprocess.run([sys.executable, "-m", "slt_thermo", "rlct", "--n", "-5"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+    assert "argument --n" in p.stderr and p.stdout == ""
+
+
+def test_library_errors_are_one_line(tmp_path, capsys):
+    # --population needs the model's kl: the library's SLTThermoError is reported, not raised
+    model_file = tmp_path / "m.py"
+    model_file.write_text(
+        "from slt_thermo import models\n"
+        "class NoKL:\n"
+        "    def __init__(self):\n"
+        "        self._m = models.linear_regression(2)\n"
+        "    def __getattr__(self, name):\n"
+        "        if name == 'kl':\n"
+        "            raise AttributeError(name)\n"
+        "        return getattr(self._m, name)\n"
+        "def make_model():\n"
+        "    return NoKL()\n"
+    )
+    assert call(["rlct", "--model", f"{model_file}:make_model", "--population", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "kl" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------------ your own model
+def fake_nuts(monkeypatch):
+    """Replace NUTS by synthetic draws: for tests of the CLI's plumbing, not of sampling."""
+    from test_plotting import fake_samples
+
+    calls = []
+
+    def sample_nuts(target, betas, **kwargs):
+        calls.append(dict(kwargs, target=target, betas=np.asarray(betas)))
+        s = fake_samples(betas, n=target.n, draws=kwargs["num_samples"], chains=kwargs["num_chains"])
+        s.ds.attrs["target"] = target.name
+        return s
+
+    monkeypatch.setattr(st, "sample_nuts", sample_nuts)
+    return calls
+
+
+def test_bring_your_own_model(tmp_path, capsys, monkeypatch):
+    calls = fake_nuts(monkeypatch)
+    f = tmp_path / "my_model.py"
+    f.write_text(
+        "import jax\n"
+        "import slt_thermo as st\n"
+        "from slt_thermo import models\n"
+        "def make_model(k=2):\n"
+        "    return models.monomial(k=k)\n"
+        "def make_target(n=50):\n"
+        "    m = models.monomial(k=1)\n"
+        "    return st.Target(m, m.simulate(jax.random.PRNGKey(0), n))\n"
+        "def make_nothing():\n"
+        "    return 42\n"
+        "def make_broken():\n"
+        "    raise RuntimeError('boom')\n"
+    )
+    out = str(tmp_path / "o")
+    assert cli.main(["rlct", "--model", f"{f}:make_model", "--param", "k=1", "--n", "300", "--out", out,
+                     "--no-plots", "--chains", "2", "--warmup", "60", "--samples", "60"]) == 0
+    text = capsys.readouterr().out
+    assert "monomial(k=(1,), h=(0,)), n = 300" in text and "1/2" in text
+    (call_,) = calls
+    assert call_["target"].model.k == (1,) and call_["target"].n == 300 and call_["num_chains"] == 2
+    (d,) = only_dirs(out)
+    _, s = check_rlct_dir(os.path.join(out, d), plots=False)
+    assert d.startswith("rlct-make_model-") and s["model"]["params"] == {"k": 1}
+
+    for argv, message in [
+        ([f"{f}:make_target", "--n", "100"], "argument --n: the model file returned a Target"),
+        ([f"{f}:make_nothing"], "returned int; it must return a slt_thermo.Target or a Model"),
+        ([f"{f}:make_broken"], "make_broken() raised RuntimeError: boom"),
+        ([f"{f}:make_model", "--param", "j=1"], "argument --param: my_model.py:make_model: got an unexpected"),
+        ([f"{f}:absent"], "has no function 'absent'"),
+    ]:
+        assert call(["rlct", "--model"] + argv + ["--out", out]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err and "Traceback" not in err, err
+
+
+# ------------------------------------------------------------------------------------ other commands
+def test_models_lists_the_zoo_with_exact_lambda(capsys):
+    assert cli.main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in cli.ZOO:
+        assert name in out
+    line = next(l for l in out.splitlines() if l.startswith("reduced_rank"))
+    assert "M=2, N=2, H=1, r=1" in line and " 3/2 " in line
+
+
+def test_help_everywhere(capsys):
+    for argv in ([], ["--help"], ["rlct", "--help"], ["free-energy", "--help"], ["models", "--help"],
+                 ["show", "--help"], ["demo", "--help"]):
+        assert call(argv) == 0
+        assert "usage: slt-thermo" in capsys.readouterr().out
+
+
+def test_free_energy_command_and_show(tmp_path, capsys, monkeypatch):
+    # the sampling inside free_energy_vs_n is faked (tested in test_estimators and the notebook);
+    # this checks the command's plumbing: data, exact column, tables, files, show
+    fake_nuts(monkeypatch)
+    run_free_energy(tmp_path, capsys)
+
+
+@pytest.mark.slow
+def test_free_energy_command_for_real(tmp_path, capsys):
+    s = run_free_energy(tmp_path, capsys)
+    for F, se, exact in zip(s["F_n"], s["F_n_se"], s["F_n_exact"]):
+        assert abs(F - exact) < 5 * se + 0.5
+
+
+def run_free_energy(tmp_path, capsys):
+    out = tmp_path / "fe"
+    argv = ["free-energy", "--model", "linear_regression", "--param", "d=1", "--n", "20,40,80",
+            "--betas", "4", "--chains", "2", "--warmup", "60", "--samples", "60", "--out", str(out)]
+    assert cli.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "exact F_n" in text and "λ̂ =" in text and "m̂ =" in text
+    (d,) = only_dirs(out)
+    d = out / d
+    with open(d / "summary.json", encoding="utf-8") as f:
+        s = json.load(f)
+    assert s["ns"] == [20, 40, 80] and len(s["F_n_exact"]) == 3 and s["model"]["rlct"] == "1/2"
+    with xr.open_dataset(d / "free_energy.nc", engine="h5netcdf") as ds:
+        assert ds["F"].shape == (3, 5) and np.allclose(ds["F_n"].values, s["F_n"])
+    for name in ("free_energy.png", "free_energy_vs_n.png", "specific_heat.png"):
+        assert (d / name).stat().st_size > 5_000
+    assert cli.main(["show", str(d), "--no-plots"]) == 0
+    shown = capsys.readouterr().out
+    assert "exact F_n" in shown and s["argv"][1] == "free-energy"
+    return s
 
 
 def test_demo_prints_energy_per_beta(capsys):
-    assert cli.main(["--n", "50", "--d", "2", "--num-betas", "3", "--chains", "2",
+    assert cli.main(["demo", "--n", "50", "--d", "2", "--num-betas", "3", "--chains", "2",
                      "--warmup", "100", "--samples", "100"]) == 0
     out = capsys.readouterr().out
     assert "E^β[nL_n] sampled" in out and "exact" in out
@@ -14,8 +300,19 @@ def test_demo_prints_energy_per_beta(capsys):
     assert len(rows) == 3
 
 
-def test_bad_argument_is_one_line(capsys):
-    with pytest.raises(SystemExit) as e:
-        cli.main(["--chains", "0"])
-    assert e.value.code == 2
-    assert "--chains must be >= 1" in capsys.readouterr().err
+@pytest.mark.slow
+def test_rlct_fully_bare_is_accurate_and_quick(tmp_path, capsys, monkeypatch):
+    """`slt-thermo rlct` exactly as a user types it (only the results folder moved)."""
+    monkeypatch.chdir(tmp_path)
+    cli._TARGETS.clear()
+    t0 = time.perf_counter()
+    assert cli.main(["rlct"]) == 0
+    wall = time.perf_counter() - t0
+    capsys.readouterr()
+    (d,) = only_dirs(tmp_path / "results")
+    _, s = check_rlct_dir(tmp_path / "results" / d)
+    for m in METHODS:
+        e = s["estimates"][m]
+        assert abs(e["value"] - 1.5) < 4 * e["stderr"], (m, e)
+    print(f"bare slt-thermo rlct: {wall:.1f} s")
+    assert wall < 240  # < 2 min on an idle 2-core CPU; headroom for a shared machine

@@ -1,0 +1,51 @@
+"""The notebooks under notebooks/ execute without error (small settings), and are stored executed.
+
+Each notebook reads SLT_THERMO_SMALL=1 and shrinks its runs; the code path is the same. The
+stored copies carry the outputs of a full-size run (execute them with nbclient and save).
+"""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+IDS = [p.name for p in NOTEBOOKS]
+
+
+def test_the_two_walkthroughs_exist():
+    assert {"01_estimate_rlct.ipynb", "02_free_energy_vs_n_and_beta.ipynb"} <= set(IDS)
+
+
+def _errors(nb):
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+            if o.output_type == "error"]
+
+
+def _images(nb):
+    return sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
+               for o in c.get("outputs", []))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_stored_with_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and all(c.execution_count for c in code), "store the notebook executed"
+    assert not _errors(nb)
+    assert _images(nb) >= 3
+    outputs = str([c.get("outputs", []) for c in code])
+    assert "[SMALL]" not in outputs  # the stored outputs are of the full-size run
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_executes_small(path, monkeypatch):
+    monkeypatch.setenv("SLT_THERMO_SMALL", "1")  # the kernel inherits the environment
+    monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    client.execute()  # raises CellExecutionError on the first failing cell
+    assert not _errors(nb)
+    assert _images(nb) >= 3
