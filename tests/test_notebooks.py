@@ -39,13 +39,30 @@ def test_stored_with_outputs(path):
     assert "[SMALL]" not in outputs  # the stored outputs are of the full-size run
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
-def test_executes_small(path, monkeypatch):
-    monkeypatch.setenv("SLT_THERMO_SMALL", "1")  # the kernel inherits the environment
-    monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+def _execute(path):
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     client.execute()  # raises CellExecutionError on the first failing cell
+    return nb
+
+
+@pytest.fixture(scope="module")
+def executed():
+    """Start every notebook at once, each in its own kernel (a process: they run in parallel
+    on the cores there are); each test then waits for its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SLT_THERMO_SMALL", "1")  # the kernels inherit the environment
+        mp.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+        with ThreadPoolExecutor(max_workers=len(NOTEBOOKS)) as pool:
+            futures = {p: pool.submit(_execute, p) for p in NOTEBOOKS}
+            yield futures
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_executes_small(path, executed):
+    nb = executed[path].result()
     assert not _errors(nb)
     assert _images(nb) >= 3
