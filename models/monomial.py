@@ -53,6 +53,15 @@ class Monomial(GaussianRegression):
         shape = jnp.sum(jnp.where(self._h > 0, self._h * jnp.log(safe), 0.0))
         return jnp.where(inside, self._log_norm + shape, -jnp.inf)
 
+    def sample_prior(self, key):
+        """An exact prior draw: |w_j| = U^{1/(h_j+1)} (the inverse CDF of (h+1)|w|^h on [0, 1]),
+        with a random sign."""
+        k_u, k_s = jax.random.split(key)
+        d = len(self.k)
+        u = jax.random.uniform(k_u, (d,), minval=jnp.finfo(jnp.float32).tiny)
+        sign = jnp.where(jax.random.bernoulli(k_s, 0.5, (d,)), 1.0, -1.0)
+        return {"w": sign * u ** (1.0 / (self._h + 1.0))}
+
     def init(self, key):
         return {"w": jax.random.uniform(key, (len(self.k),), minval=-0.9, maxval=0.9)}
 

@@ -13,7 +13,9 @@ global backend or leaks figures; in Jupyter a returned figure shows as the cell'
   which approaches λ for β of order 1/log n;
 - :func:`free_energy_vs_n` — the Bayes free energy F_n against log n with the fit
   F_n ≈ nL_n(w0) + λ log n − (m − 1) log log n + c;
-- :func:`traces` — per-chain traces of a per-draw variable (default ``nll``), one panel per β.
+- :func:`traces` — per-chain traces of a per-draw variable (default ``nll``), one panel per β;
+- :func:`llc_traces` — a localized SGLD run of ``st.llc``: per-chain traces of β(nL_n(w) − nL_n(w*))
+  and their running means, which settle on λ̂, beside the exact λ when it applies.
 
     from slt_thermo import plotting
     fig = plotting.energy_vs_inverse_beta(run, path="energy.png")
@@ -34,7 +36,8 @@ from .errors import InvalidArgumentError
 from .results import Samples
 
 __all__ = [
-    "energy_vs_inverse_beta", "free_energy", "free_energy_vs_n", "save", "specific_heat", "traces",
+    "energy_vs_inverse_beta", "free_energy", "free_energy_vs_n", "llc_traces", "save", "specific_heat",
+    "traces",
 ]
 
 _DPI = 110
@@ -184,7 +187,7 @@ def energy_vs_inverse_beta(samples: Samples, *, truth=None, path=None, ax=None) 
     return _finish(fig, path)
 
 
-def free_energy(source, *, method="corrected_trapezoid", path=None) -> Figure:
+def free_energy(source, *, method="log_corrected_trapezoid", path=None) -> Figure:
     """F(β) = −log Z(β) by thermodynamic integration, with ±2 MC-error bands.
 
     ``source``: a :class:`Samples` whose ladder starts at β = 0 (``st.ladder.power``), or the
@@ -398,4 +401,69 @@ def traces(samples: Samples, var: str = "nll", *, max_rungs: int = 6, path=None)
                          fontsize=10)
     if C <= 10:
         fig.legend(loc="outside lower center", ncols=min(C, 8), fontsize=8, frameon=False)
+    return _finish(fig, path)
+
+
+def llc_traces(samples: Samples, nll_center: float, *, beta: float | None = None, truth=None,
+               estimate=None, path=None) -> Figure:
+    """The localized run behind ``st.llc``: per chain, β(nL_n(w) − nL_n(w*)) along the kept SGLD
+    steps (top) and its running mean (bottom), whose average over chains is λ̂. Chains that
+    settled agree and show no trend; unhealthy chains are drawn dashed and left out of λ̂.
+
+    ``nll_center``: nL_n(w*) (``estimate.details["nll_center"]``); ``beta``: default the run's
+    only β; ``estimate``: the :class:`~slt_thermo.Estimate` (or ``(value, stderr)``) drawn as a
+    band; ``truth``: the exact λ to draw (a number or string such as ``"3/2"``; default none —
+    the local λ at w* is the global λ only at the most singular true point).
+    """
+    _check_samples(samples, "llc_traces")
+    if samples.betas.size != 1:
+        raise InvalidArgumentError(f"`samples` must be a one-β run (st.llc), got {samples.betas.size} β")
+    beta = float(samples.betas[0]) if beta is None else float(beta)
+    y = beta * (np.asarray(samples.nll.values[0], dtype=float) - float(nll_center))  # (chain, draw)
+    healthy = samples.healthy.values[0]
+    C, D = y.shape
+    attrs = samples.ds.attrs
+    thin = int(attrs.get("thinning", 1) or 1)
+    start = int(attrs.get("num_warmup", 0) or 0)
+    steps = start + thin * (np.arange(D) + 1)
+    running = np.cumsum(y, axis=1) / np.arange(1, D + 1)
+    if estimate is not None:
+        value, se = (estimate.value, estimate.stderr) if hasattr(estimate, "value") else estimate
+    else:
+        ok = y[healthy] if healthy.any() else y
+        value, se = float(np.mean(ok)), None
+    lam = _truth(truth, {})
+    fig, axes = _figure(width=7.5, height=6.0, nrows=2, sharex=True)
+    colors = [f"C{c % 10}" for c in range(C)]
+    for row, (data, lw, alpha) in enumerate(((y, 0.4, 0.45), (running, 1.2, 0.9))):
+        ax = axes[row, 0]
+        for c in range(C):
+            ax.plot(steps, data[c], lw=lw, alpha=alpha, color=colors[c], ls="-" if healthy[c] else "--",
+                    label=(f"chain {c}" if healthy[c] else f"chain {c} (unhealthy)") if row == 1 else None)
+        text = f"$\\hat\\lambda$ = {value:.3f}" + ("" if se is None else f" ± {se:.3f}")
+        ax.axhline(value, color="k", lw=1.3, label=text if row == 1 else None)
+        if se is not None and math.isfinite(se):
+            ax.axhspan(value - se, value + se, color="k", alpha=0.12, lw=0)
+        if lam is not None:
+            ax.axhline(float(lam), color="C3", ls="--", lw=1.3,
+                       label=f"exact λ = {_fmt_truth(lam)}" if row == 1 else None)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3)
+    if D > 1:  # keep the noisy raw traces from hiding the lines: clip to their central 99%
+        lo, hi = np.nanpercentile(y, [0.5, 99.5])
+        pad = 0.05 * (hi - lo)
+        axes[0, 0].set_ylim(min(lo, value) - pad, max(hi, value, float(lam) if lam is not None else hi) + pad)
+        tail = running[:, D // 10:]
+        lo, hi = np.nanmin(tail), np.nanmax(tail)
+        marks = [value, float(lam)] if lam is not None else [value]
+        lo, hi = min(lo, *marks), max(hi, *marks)
+        pad = 0.08 * (hi - lo) + 1e-9
+        axes[1, 0].set_ylim(lo - pad, hi + pad)
+    axes[0, 0].set_ylabel("β(nL$_n$(w) − nL$_n$(w*))", fontsize=9)
+    axes[1, 0].set_ylabel("running mean per chain", fontsize=9)
+    axes[1, 0].set_xlabel("SGLD step" + (f" (the first {start}, burn-in, are not shown)" if start else ""))
+    axes[0, 0].set_title(f"{attrs.get('target', '')}, n = {samples.n}: local learning coefficient at w* "
+                         f"(β = {beta:.4g})", fontsize=10)
+    fig.legend(*axes[1, 0].get_legend_handles_labels(), loc="outside lower center", ncols=min(C + 2, 6),
+               fontsize=8, frameon=False)
     return _finish(fig, path)

@@ -80,3 +80,51 @@ def test_power_ladder_includes_zero_and_one():
     np.testing.assert_allclose(w[2], 1 / math.log(1000))
     with pytest.raises(st.InvalidArgumentError, match="num"):
         ladder.power(0)
+
+
+FIXTURES = {  # exact F, E, Var of REFERENCE §2.2: w² (λ = 1/2), w⁴ (λ = 1/4), normal crossing (m = 2)
+    "w^2": lambda n, b: exact.monomial_thermo(1, None, n, b),
+    "w^4": lambda n, b: exact.monomial_thermo(2, None, n, b),
+    "w1^2 w2^2": exact.normal_crossing_thermo,
+}
+
+
+def _quad_error(fixture, n, betas, method):
+    t = FIXTURES[fixture](n, np.asarray(betas))
+    E, V = np.asarray(t.E), np.asarray(t.Var)
+    return st.ti_free_energy(betas, E, V, method=method).value - float(FIXTURES[fixture](n, 1.0).F)
+
+
+@pytest.mark.parametrize("fixture", sorted(FIXTURES))
+@pytest.mark.parametrize("n", [100, 10_000, 10_000_000])
+def test_ti_ladder_with_log_rule_is_exact_at_every_n(fixture, n):
+    """The n-aware ladder and the log-β rule stay within 1e-3 nats of the closed form up to
+    n = 1e7, where the β-rule on a power ladder is off by tens of nats (the F-vs-log n fit
+    needs F_n to O(0.01) at every n)."""
+    err_log = _quad_error(fixture, n, ladder.ti(n, 24), "log_corrected_trapezoid")
+    assert abs(err_log) < 1e-3, err_log
+    if n == 10_000_000:
+        assert abs(_quad_error(fixture, n, ladder.power(16), "corrected_trapezoid")) > 10
+
+
+def test_log_rule_discretization_estimate_and_errors():
+    n, betas = 10_000, ladder.ti(10_000, 12)  # coarse on purpose: a visible error to estimate
+    t = FIXTURES["w^2"](n, betas)
+    E, V = np.asarray(t.E), np.asarray(t.Var)
+    est = st.ti_free_energy(betas, E, V, E_se=np.full_like(E, 0.1), method="log_corrected_trapezoid")
+    true_err = abs(est.value - float(FIXTURES["w^2"](n, 1.0).F))
+    assert true_err > 1e-4
+    assert 0.2 * true_err < est.details["discretization_error"] < 5 * true_err
+    assert np.isfinite(est.stderr) and est.stderr > 0
+    # a constant shift of the energy (nL_n(w0)) is integrated exactly: F moves by β_max·c
+    shifted = st.ti_free_energy(betas, E + 1e6, V, method="log_corrected_trapezoid").value
+    np.testing.assert_allclose(shifted - est.value, 1e6, rtol=1e-12)
+
+
+def test_ti_ladder_shape_and_errors():
+    b = ladder.ti(1000, 8)
+    assert b.size == 9 and b[0] == 0 and b[-1] == 1 and np.isclose(b[1], 1e-5)
+    with pytest.raises(st.InvalidArgumentError, match="n"):
+        ladder.ti(0)
+    with pytest.raises(st.InvalidArgumentError, match="low"):
+        ladder.ti(100, low=2.0)

@@ -221,12 +221,27 @@ def test_adaptive_schedule_stops_at_the_cap(linreg, pa_linreg):
 
 def test_needs_exact_prior_draws():
     """A model without sample_prior (its init is not a prior draw) needs init_particles."""
-    target = st.Target.population(models.monomial((1, 1)), 1000)
+    model = models.reduced_rank(2, 2, 1, 1)
+    assert not hasattr(model, "sample_prior")
+    target = st.Target.population(model, 1000)
     with pytest.raises(InvalidArgumentError, match="init_particles"):
         population_annealing(target, num_particles=16, key=jax.random.PRNGKey(0), progress=False)
+    wrong = jax.tree_util.tree_map(lambda x: jnp.zeros((15,) + jnp.shape(x)), model.true_params)
     with pytest.raises(InvalidArgumentError, match="init_particles"):
         population_annealing(target, num_particles=16, key=jax.random.PRNGKey(0), progress=False,
-                             init_particles={"w": jnp.zeros((15, 2))})
+                             init_particles=wrong)
+
+
+def test_monomial_prior_draws_are_exact():
+    """|w| = U^{1/(h+1)} has density (h+1)|w|^h: E|w| = (h+1)/(h+2), and signs are symmetric."""
+    model = models.monomial((1, 2), h=(0, 2))
+    w = jax.vmap(model.sample_prior)(jax.random.split(jax.random.PRNGKey(0), 20_000))["w"]
+    w = np.asarray(w)
+    assert np.all(np.abs(w) <= 1)
+    expected = np.array([1 / 2, 3 / 4])
+    se = np.abs(w).std(axis=0) / np.sqrt(w.shape[0])
+    np.testing.assert_array_less(np.abs(np.abs(w).mean(axis=0) - expected), 4 * se)
+    assert np.all(np.abs(w.mean(axis=0)) < 4 * w.std(axis=0) / np.sqrt(w.shape[0]))
 
 
 @pytest.mark.parametrize("kwargs, match", [

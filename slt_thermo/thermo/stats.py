@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InvalidArgumentError, TooFewHealthyChainsError
-from ..results import Samples, ess_mean
+from ..results import Samples, ess_mean, rhat
 
 
 def healthy_draws(samples: Samples, var: str = "nll", *, min_chains: int = 1) -> list[np.ndarray]:
@@ -56,8 +56,9 @@ def mean_se(x: np.ndarray) -> tuple[float, float, float]:
 
 def rung_stats(samples: Samples, *, min_chains: int = 1) -> xr.Dataset:
     """Per-β table of the energy H = nL_n: mean ``E`` and ``E_se``, variance ``Var`` and
-    ``Var_se``, bulk ``ess`` of H, and the number of healthy chains ``chains``."""
-    rows = {k: [] for k in ("E", "E_se", "Var", "Var_se", "ess", "chains")}
+    ``Var_se``, bulk ``ess`` of H, its split ``rhat`` (NaN with one chain), and the number of
+    healthy chains ``chains``."""
+    rows = {k: [] for k in ("E", "E_se", "Var", "Var_se", "ess", "rhat", "chains")}
     for x in healthy_draws(samples, min_chains=min_chains):
         m, se, ess = mean_se(x)
         dev2 = (x - m) ** 2
@@ -68,6 +69,7 @@ def rung_stats(samples: Samples, *, min_chains: int = 1) -> xr.Dataset:
         rows["Var"].append(v * n / max(n - 1, 1))
         rows["Var_se"].append(v_se)
         rows["ess"].append(ess)
+        rows["rhat"].append(rhat(x) if x.shape[0] >= 2 else float("nan"))
         rows["chains"].append(x.shape[0])
     coords = {"beta": samples.betas}
     return xr.Dataset({k: ("beta", np.asarray(v)) for k, v in rows.items()}, coords=coords,
