@@ -39,6 +39,11 @@ class GaussianMixture(Model):
         inside = (a >= 0) & (a <= 1) & (jnp.abs(b) <= self.C)
         return jnp.where(inside, -jnp.log(2 * self.C), -jnp.inf)
 
+    def sample_prior(self, key):
+        """An exact draw from the uniform prior on [0, 1] × [−C, C]."""
+        ka, kb = jax.random.split(key)
+        return {"a": jax.random.uniform(ka), "b": jax.random.uniform(kb, minval=-self.C, maxval=self.C)}
+
     def init(self, key):
         ka, kb = jax.random.split(key)
         return {"a": jax.random.uniform(ka, minval=0.05, maxval=0.95),

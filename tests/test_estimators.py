@@ -134,6 +134,11 @@ def test_free_energy_vs_n_population_annealing_matches_exact_up_to_1e7():
     ref = st.thermo.fit_free_energy(np.array(ns), F_exact, se, nll_true=np.zeros(len(ns)))
     assert abs(ds.attrs["lambda_hat"] - ref["lambda_hat"]) < Z * ds.attrs["lambda_se"]
     assert abs(ds.attrs["m_hat"] - ref["m_hat"]) < Z * ds.attrs["m_se"]
+    # with the exact m held fixed: a tighter λ̂, again against the same fit of the exact F_n
+    fixed = st.thermo.fit_free_energy(np.array(ns), ds["F_n"].values, se, np.zeros(len(ns)), m=2)
+    ref_fixed = st.thermo.fit_free_energy(np.array(ns), F_exact, se, np.zeros(len(ns)), m=2)
+    assert fixed["lambda_se"] < ds.attrs["lambda_se"] / 2 and fixed["m_hat"] == 2
+    assert abs(fixed["lambda_hat"] - ref_fixed["lambda_hat"]) < Z * fixed["lambda_se"]
 
 
 def test_adaptive_ladder_is_geometric_where_var_is_lambda_over_beta_squared(w2_run):

@@ -254,12 +254,27 @@ def _warn_unmixed(stats, n, threshold=1.05):
             "chains, or sampler=st.population_annealing)", stacklevel=3)
 
 
-def fit_free_energy(ns, F, F_se, nll_true=None) -> dict:
+def fit_free_energy(ns, F, F_se, nll_true=None, *, m=None) -> dict:
     """Weighted least squares of F_n − nL_n(w0) on [log n, −log log n, 1] (plus n when
-    nL_n(w0) is unknown): returns λ̂, m̂ = 1 + coefficient of −log log n, and their errors."""
+    nL_n(w0) is unknown): returns λ̂, m̂ = 1 + coefficient of −log log n, and their errors.
+
+    With ``m`` given (the exact multiplicity, when known) the log log n term is held fixed and
+    only λ and c are fitted: far tighter (on w1²w2², n = 1e3, 3e4, 1e6, 1e7 with 0.04-nat
+    errors, λ̂'s error drops from 0.049 to 0.006); ``m_hat`` is then ``m`` with ``m_se`` 0.
+
+    Even on exact F_n both fits are biased at finite n when m > 1: the closed form is
+    −(m−1) log(log n + c), not −(m−1) log log n (REFERENCE §2.2b, c = γ_E + 2 log 2), which
+    on those n gives m̂ = 1.71, λ̂ = 0.488 (free) and λ̂ = 0.515 (m = 2 fixed) for λ = 1/2.
+    """
     ns = np.asarray(ns, dtype=float)
     y = np.asarray(F, dtype=float)
-    cols = [np.log(ns), -np.log(np.log(ns)), np.ones_like(ns)]
+    if m is not None:
+        if not (isinstance(m, (int, np.integer)) and m >= 1):
+            raise InvalidArgumentError(f"`m` must be an integer >= 1 or None, got {m!r}")
+        y = y + (m - 1) * np.log(np.log(ns))
+        cols = [np.log(ns), np.ones_like(ns)]
+    else:
+        cols = [np.log(ns), -np.log(np.log(ns)), np.ones_like(ns)]
     known = nll_true is not None and np.all(np.isfinite(nll_true))
     if known:
         y = y - np.asarray(nll_true, dtype=float)
@@ -276,6 +291,7 @@ def fit_free_energy(ns, F, F_se, nll_true=None) -> dict:
     chi2 = float(np.sum(w * resid**2) / dof) if dof > 0 else float("nan")
     scale = max(1.0, chi2) if np.isfinite(chi2) else 1.0
     err = np.sqrt(np.diag(cov) * scale)
+    m_hat, m_se = (float(m), 0.0) if m is not None else (float(1 + coef[1]), float(err[1]))
     return {"lambda_hat": float(coef[0]), "lambda_se": float(err[0]),
-            "m_hat": float(1 + coef[1]), "m_se": float(err[1]), "fit_reduced_chi2": chi2,
-            "nll_true_known": int(known)}
+            "m_hat": m_hat, "m_se": m_se, "fit_reduced_chi2": chi2,
+            "nll_true_known": int(known), "m_fixed": m is not None}
