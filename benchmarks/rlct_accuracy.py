@@ -80,6 +80,24 @@ def estimate_case(model, n, args, seed):
 EXACT_F = {"monomial w1^2 w2^2 (m=2)": lambda n: float(exact.normal_crossing_thermo(n, 1.0).F)}
 
 
+def combine_replicates(reps):
+    """One dataset's λ̂ carries a random O(1/√(log n)) term (the data's fluctuation, not MC
+    noise): with R > 1 datasets, report the mean over datasets and its standard error
+    sd/√R, which contains both; the per-dataset results are kept."""
+    if len(reps) == 1:
+        return reps[0]
+    out = {"replicates": reps, "wall_s": sum(r["wall_s"] for r in reps)}
+    for m in METHODS:
+        v = np.array([r[m]["value"] for r in reps])
+        out[m] = {"value": float(v.mean()), "stderr": float(v.std(ddof=1) / np.sqrt(v.size)),
+                  "dataset_sd": float(v.std(ddof=1)),
+                  "mc_stderr_mean": float(np.mean([r[m]["stderr"] for r in reps]))}
+    for k in ("max_rhat", "mean_tree_depth", "capped_fraction"):
+        out[k] = float(max(r[k] for r in reps)) if k == "max_rhat" else float(np.mean([r[k] for r in reps]))
+    out["divergences"] = int(sum(r["divergences"] for r in reps))
+    return out
+
+
 def fit_case(name, model, ns, args, seed):
     t0 = time.perf_counter()
     ds = st.free_energy_vs_n(lambda n: st.Target.population(model, n), ns, st.ladder.ti(max(ns), args.rungs),
@@ -117,6 +135,8 @@ def main(argv=None):
                         "on 2 loaded cores)")
     p.add_argument("--fit-ns", default="1000,10000,100000,1000000,10000000",
                    help="sizes for the population F-vs-n fit (its cost does not grow with n)")
+    p.add_argument("--replicates", type=int, default=1,
+                   help="datasets per (model, n); > 1 reports the mean over datasets ± sd/√R")
     p.add_argument("--cases", default="", help="comma-separated substrings of case names")
     p.add_argument("--quick", action="store_true", help="tiny settings, for a smoke run")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
@@ -141,7 +161,9 @@ def main(argv=None):
         for n in ns:
             if is_network and n > args.max_n_networks:
                 continue  # NUTS on the scale-symmetry ridges of linear nets is slow at large n
-            row["by_n"][n] = estimate_case(model, n, args, seed=1000 * i + n % 997)
+            reps = [estimate_case(model, n, args, seed=1000 * i + n % 997 + 7919 * k)
+                    for k in range(args.replicates)]
+            row["by_n"][n] = combine_replicates(reps)
         if m > 1 and not is_network:
             row["fit"] = fit_case(name, model, fit_ns, args, seed=7 + i)
         results["cases"].append(row)
@@ -177,7 +199,8 @@ def to_markdown(results, ns):
                 v, se = r[m]["value"], r[m]["stderr"]
                 errs.append(abs(v - lam) / lam)
                 cells.append(f"{v:.3f} ± {se:.3f} ({100 * (v - lam) / lam:+.1f}%)")
-            lines.append(f"| {row['case']} | {row['lambda_exact']} ({row['m']}) | {n} | "
+            reps = f" (mean of {len(r['replicates'])} datasets)" if "replicates" in r else ""
+            lines.append(f"| {row['case']} | {row['lambda_exact']} ({row['m']}) | {n}{reps} | "
                          + " | ".join(cells) + f" | {100 * min(errs):.1f}% |")
     fits = [r for r in results["cases"] if "fit" in r]
     text = head + "\n".join(lines) + "\n"
