@@ -11,6 +11,7 @@ learning coefficients and susceptibilities off the per-draw energies.
     target = st.Target(model, model.simulate(jax.random.key(0), n=200))
     run = st.sample_nuts(target, betas=[0.1, 0.5, 1.0], num_chains=4,
                          num_warmup=300, num_samples=500, key=jax.random.key(1))
+    st.plotting.traces(run, path="traces.png")      # figures (matplotlib, imported on first use)
 """
 
 from . import errors, exact
@@ -74,6 +75,7 @@ __all__ = [
     "llc",
     "load",
     "observables",
+    "plotting",
     "rlct",
     "sample_hmc",
     "sample_mala",
@@ -86,3 +88,12 @@ __all__ = [
     "waic_from_loglik",
     "wbic",
 ]
+
+
+def __getattr__(name):
+    # `st.plotting` on first use (PEP 562), so `import slt_thermo` does not import matplotlib
+    if name == "plotting":
+        import importlib
+
+        return importlib.import_module(f"{__name__}.plotting")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

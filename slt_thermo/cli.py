@@ -4,6 +4,8 @@
     slt-thermo rlct --model reduced_rank --param M=3 --param N=3 --param H=2 --param r=1
     slt-thermo rlct --model my_model.py:make_model --param width=4
     slt-thermo free-energy --model monomial --param k=1,2 --n 100,300,1000,3000
+    slt-thermo llc                       # local learning coefficient λ̂(w*) by SGLD, with diagnostics
+    slt-thermo llc --model my_net.py:make_model --center trained.npz
     slt-thermo models                    # the zoo, with exact λ and m
     slt-thermo show results/rlct-…       # re-print and re-plot a saved run
     slt-thermo demo                      # tempered NUTS on linear regression vs the exact E^β[nL_n]
@@ -45,6 +47,20 @@ ZOO = {
 DEFAULT_MODEL = "reduced_rank"
 RLCT_METHODS = ("two_temperature", "ols", "specific_heat")
 DEFAULT_OUT = "results"
+LLC_DEFAULT_N = 10_000
+LLC_ACCEPT = 0.9  # --step-size auto halves ε until the run's mean MALA acceptance reaches this
+LLC_MAX_HALVINGS = 4
+# why the zoo's true_params is a point where the local λ equals the global (exact) λ
+LLC_TRUTH = {
+    "reduced_rank": "w* = true_params is the most singular true point (the units beyond rank r are dead, "
+                    "in- and out-weights zero), where the local λ is the global (Aoyagi) λ",
+    "deep_linear": "w* = true_params is the most singular true point (the units beyond rank r are dead, "
+                   "in- and out-weights zero), where the local λ is the global (Aoyagi) λ",
+    "linear_regression": "a regular model: the local λ is d/2 at every point",
+    "monomial": "w* = 0, where all the hyperplanes of the true set cross: the local λ there is the global λ",
+    "tanh_net": "w* = 0 (a = b = 0), the most singular true point: the local λ there is the global λ",
+    "gaussian_mixture": "w* = (a, b) = (0, 0), where the two branches of the true set cross",
+}
 
 
 class UsageError(Exception):
@@ -95,6 +111,30 @@ def _positive_float(text):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
     if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _nonnegative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def _step_size(text):
+    """``--step-size``: auto (curvature rule), sweep (st.sgld_step_size) or a positive number."""
+    word = text.strip().lower()
+    if word in ("auto", "sweep"):
+        return word
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be auto, sweep or a positive number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be auto, sweep or a positive number, got {text!r}")
     return value
 
 
@@ -233,6 +273,58 @@ def build_parser() -> argparse.ArgumentParser:
     _add_out(p)
     p.set_defaults(func=cmd_free_energy)
 
+    p = sub.add_parser(
+        "llc", help="estimate the local learning coefficient λ(w*) by SGLD, with diagnostics",
+        formatter_class=_Formatter,
+        description="The local learning coefficient at a point w* (Lau et al., arXiv:2308.12108), "
+                    "st.llc: λ̂(w*) = β(E[nL_n(w)] − nL_n(w*)), the expectation over the localized "
+                    "posterior ∝ φ(w) exp(−βnL_n(w) − γ/2‖w − w*‖²) at β = 1/log n, sampled by SGLD "
+                    "chains started at w*. Prints λ̂ ± its Monte Carlo error beside the exact λ where it "
+                    "applies, per-chain values and the diagnostics that say when to distrust it (R-hat, "
+                    "ESS, MALA acceptance of the step size, drift, non-finite chains). w* defaults to the "
+                    "model's true_params (every zoo model has it; for the zoo it is a point where the "
+                    "local λ is the global λ); for your own model without one, give --center FILE.npz. "
+                    "On data, a true parameter is not a minimum of L_n, which lowers λ̂(w*) by about "
+                    "β·ΔH, ΔH = nL_n(w*) − nL_n(ŵ) with ŵ the minimum nearest w*: the table shows λ̂ + β·ΔH "
+                    "too. "
+                    f"Run bare, it uses {DEFAULT_MODEL}({_fmt_params(ZOO[DEFAULT_MODEL][0])}), "
+                    f"n = {LLC_DEFAULT_N}.",
+        epilog="examples:\n  slt-thermo llc\n"
+               "  slt-thermo llc --model deep_linear --param widths=3,4,3 --param r=1 --steps 4000\n"
+               "  slt-thermo llc --model my_net.py:make_model --center trained.npz --batch-size 256\n"
+               "     (trained.npz: np.savez('trained.npz', **params), one array per parameter name)",
+    )
+    _add_model_options(p, n_help=f"dataset size (default {LLC_DEFAULT_N}; fixed by your data if FUNC returns "
+                                 "a Target)",
+                       n_kwargs=dict(type=_int_at_least(2), default=None, metavar="N"))
+    g = p.add_argument_group("LLC")
+    g.add_argument("--center", default=None, metavar="FILE.npz",
+                   help="w*, the point whose LLC is estimated: an .npz with one array per parameter, keyed "
+                        "by the parameter names (nested names joined by '/'), e.g. np.savez(FILE, **params) "
+                        "(default: the model's true_params)")
+    g.add_argument("--beta", type=_positive_float, default=None, help="inverse temperature (default 1/log n)")
+    g.add_argument("--gamma", type=_nonnegative_float, default=100.0,
+                   help="localization strength γ (0: none, only sensible with a compact prior)")
+    g.add_argument("--step-size", type=_step_size, default="auto", metavar="auto|sweep|EPS",
+                   help="SGLD step size ε. auto: ε = 1/(4κ̂), κ̂ the largest curvature of the localized "
+                        "log density at w* (power iteration on the full data), an eighth of the Langevin "
+                        "stability limit 2/κ̂; while the run's MALA acceptance is < 0.9 or a chain goes "
+                        "non-finite, ε is halved and the run repeated (at most 4 times); sweep: "
+                        "st.sgld_step_size, a sweep of 11 step sizes with an ε-bias fit (minutes); or a number")
+    g.add_argument("--chains", type=_int_at_least(1), default=8, help="SGLD chains, all started at w*")
+    g.add_argument("--steps", type=_int_at_least(2), default=2000, help="SGLD steps per chain, burn-in included")
+    g.add_argument("--burnin", type=_int_at_least(0), default=400, help="steps discarded at the start of each chain")
+    g.add_argument("--batch-size", type=_int_at_least(1), default=None,
+                   help="minibatch size B of the gradients (default n: full-data gradients; minibatch "
+                        "gradient noise heats the chains and biases λ̂ upward, most where B ≪ nβ)")
+    g.add_argument("--thinning", type=_int_at_least(1), default=10, metavar="K",
+                   help="keep every K-th step after burn-in: nL_n on the full data and the MALA check are "
+                        "evaluated there (consecutive SGLD steps are strongly correlated, so little is lost)")
+    g.add_argument("--preconditioner", choices=("none", "rmsprop"), default="none",
+                   help="SGLD preconditioner (rmsprop needs --step-size EPS or sweep)")
+    _add_out(p)
+    p.set_defaults(func=cmd_llc)
+
     p = sub.add_parser("models", help="list the model zoo with exact λ and m", formatter_class=_Formatter,
                        description="The zoo: each model's default parameters, exact learning "
                                    "coefficient λ and multiplicity m (slt_thermo.exact).")
@@ -240,9 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("show", help="re-print and re-plot a saved run", formatter_class=_Formatter,
                        description="Re-print the table of a results directory written by `slt-thermo "
-                                   "rlct` or `slt-thermo free-energy`, and redraw its plots from the "
-                                   "saved netCDF.")
-    p.add_argument("results_dir", metavar="RESULTS_DIR", help="a directory written by rlct or free-energy")
+                                   "rlct`, `slt-thermo free-energy` or `slt-thermo llc`, and redraw its "
+                                   "plots from the saved netCDF.")
+    p.add_argument("results_dir", metavar="RESULTS_DIR", help="a directory written by rlct, free-energy or llc")
     p.add_argument("--no-plots", action="store_true", help="only print")
     p.set_defaults(func=cmd_show)
 
@@ -364,7 +456,7 @@ def _truth(obj):
     return lam, (None if m is None else int(m))
 
 
-def _make_target(obj, n, seed, population):
+def _make_target(obj, n, seed, population, default_n=1000):
     import jax
 
     from .target import Target
@@ -376,7 +468,7 @@ def _make_target(obj, n, seed, population):
         if population:
             raise UsageError("--population", "needs a Model with a `kl` method, not a Target")
         return obj, "the Target's own data"
-    n = 1000 if n is None else n
+    n = default_n if n is None else n
     if population:
         return Target.population(obj, n), "the population potential nK(w)"
     data = obj.simulate(jax.random.PRNGKey(seed), n)
@@ -386,22 +478,22 @@ def _make_target(obj, n, seed, population):
 _TARGETS: dict = {}  # in-process reuse of zoo targets, so repeated runs hit JAX's compile cache
 
 
-def _cached_target(args):
-    """(target, model description, data origin) for rlct. Zoo targets are memoized on the
+def _cached_target(args, default_n=1000):
+    """(target, model description, data origin) for rlct and llc. Zoo targets are memoized on the
     arguments that define them: a Target's static part is hashed by identity, so reusing the
     object lets a second run in the same process (tests, notebooks) skip compilation."""
     key = None
     if args.model in ZOO:
         params = {**ZOO[args.model][0], **dict(args.param)}
         try:
-            key = (args.model, tuple(sorted(params.items())), args.n, args.seed, args.population)
+            key = (args.model, tuple(sorted(params.items())), args.n or default_n, args.seed, args.population)
             hash(key)
         except TypeError:
             key = None
     if key is not None and key in _TARGETS:
         return _TARGETS[key]
     obj, desc = resolve_model(args.model, args.param)
-    target, origin = _make_target(obj, args.n, args.seed, args.population)
+    target, origin = _make_target(obj, args.n, args.seed, args.population, default_n)
     if key is not None:
         if len(_TARGETS) >= 4:
             _TARGETS.pop(next(iter(_TARGETS)))
@@ -715,6 +807,9 @@ def cmd_free_energy(args, argv) -> int:
         wall_time_s=wall,
     )
     outdir = new_results_dir(args.out, "free-energy", desc["slug"])
+    from .results import clean_attrs
+
+    ds.attrs = clean_attrs(ds.attrs)  # netCDF has no booleans (e.g. the fit's m_fixed)
     ds.to_netcdf(os.path.join(outdir, "free_energy.nc"), engine="h5netcdf")
     summary["files"] = {"samples": "free_energy.nc", "summary": "summary.json",
                         "plots": [] if args.no_plots else _free_energy_plots(ds, outdir)}
@@ -823,6 +918,448 @@ def _pm(value, se):
     return str(Estimate(value, se if se is not None else float("nan")))
 
 
+# ------------------------------------------------------------------------------------ llc
+def cmd_llc(args, argv) -> int:
+    import jax
+
+    import slt_thermo as st
+
+    if args.burnin >= args.steps:
+        raise UsageError("--burnin", f"must be smaller than --steps ({args.steps}), got {args.burnin}")
+    draws = (args.steps - args.burnin) // args.thinning
+    if draws < 8:
+        raise UsageError("--steps", f"(steps − burnin) // thinning = {draws} kept draws per chain; at least 8 "
+                                    "are needed (R-hat, drift test): take more --steps")
+    preconditioner = None if args.preconditioner == "none" else args.preconditioner
+    if preconditioner and args.step_size == "auto":
+        raise UsageError("--step-size", "auto (ε = 1/(4κ̂)) is for plain SGLD; with --preconditioner rmsprop "
+                                        "give --step-size EPS or --step-size sweep")
+    target, desc, origin = _cached_target(args, default_n=LLC_DEFAULT_N)
+    n = target.n
+    batch = n if args.batch_size is None else args.batch_size
+    if batch > n and not target.is_population:
+        raise UsageError("--batch-size", f"must be <= n = {n}, got {batch}")
+    center, center_text = _llc_center(args, target)
+    d = int(sum(np.size(x) for x in jax.tree_util.tree_leaves(center)))
+    beta = 1 / math.log(n) if args.beta is None else args.beta
+    nll_center = float(target.nll(center))
+    lam, m = _truth(target)
+    truth = _llc_truth(args, lam, center_text)
+
+    summary = _meta(args, argv, "llc")
+    summary.update(
+        model={"name": target.name, **desc, **_truth_json(lam, m)}, n=n, data=origin, seed=args.seed,
+        center=center_text, num_params=d, nll_center=nll_center, truth=truth,
+        settings={"beta": beta, "beta_rule": "1/log n" if args.beta is None else "--beta", "gamma": args.gamma,
+                  "chains": args.chains, "steps": args.steps, "burnin": args.burnin, "thinning": args.thinning,
+                  "batch_size": batch, "preconditioner": args.preconditioner},
+    )
+    for line in _llc_setup_lines(summary)[:2]:
+        print(line, flush=True)
+
+    from .errors import SLTThermoError
+
+    key_step, key_run = jax.random.split(jax.random.PRNGKey(args.seed + 1))
+    caught = []
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        step = _llc_step_size(args, target, center, beta, batch, preconditioner, key_step)
+        summary["settings"].update(step_size=step["step_size"], step_rule=step["rule"])
+        summary["step_size"] = step
+        print(_llc_setup_lines(summary)[2], flush=True)
+        summary["nearest_minimum"] = None if target.is_population else _nearest_minimum(target, center)
+        print(_llc_setup_lines(summary)[3] + " …", flush=True)
+    caught += _unique_warnings(rec)
+    t0 = time.perf_counter()
+    attempts = []
+    while True:  # auto: the curvature grows away from a singular w*; halve ε until the run accepts it
+        last = step["rule"] != "auto" or step["halvings"] >= LLC_MAX_HALVINGS
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            try:
+                est = st.llc(target, center, key=key_run, beta=beta, step_size=step["step_size"], gamma=args.gamma,
+                             num_chains=args.chains, num_steps=args.steps, num_burnin=args.burnin,
+                             batch_size=batch, preconditioner=preconditioner, eval_full_nll_every=args.thinning,
+                             progress=True)
+                acc, bad = est.details["mala_accept"], est.details["unhealthy"]
+            except SLTThermoError:
+                if last:
+                    raise
+                est, acc, bad = None, float("nan"), args.chains
+        attempts.append({"step_size": step["step_size"], "mala_accept": acc, "unhealthy": bad})
+        if last or (bad == 0 and acc >= LLC_ACCEPT):
+            break
+        why = f"MALA acceptance {acc:.3f} < {LLC_ACCEPT}" if bad == 0 else f"{bad} chain(s) went non-finite"
+        step = _auto_step(step["kappa"], step["halvings"] + 1)
+        print(f"{why}: halving ε to {step['step_size']:.3g} and running again …", flush=True)
+    wall = time.perf_counter() - t0
+    if step["rule"] == "auto":
+        step = _auto_step(step["kappa"], step["halvings"], attempts[-1]["mala_accept"])
+    step["attempts"] = attempts
+    summary["step_size"] = step
+    summary["settings"].update(step_size=step["step_size"])
+    caught += _unique_warnings(rec)
+    det = est.details
+    samples = det["samples"]
+    samples.ds.attrs["target"] = target.name
+    summary.update(
+        llc={"value": est.value, "stderr": est.stderr, "text": str(est)},
+        per_chain=det["per_chain"],
+        diagnostics={"rhat": det["rhat"], "ess": det["ess"], "mala_accept": det["mala_accept"],
+                     "drift_z": det["drift_z"], "unhealthy": det["unhealthy"], "chains": args.chains,
+                     "draws": int(samples.ds.sizes["draw"]), "nll_kind": det.get("nll_kind")},
+        problems=det["problems"], warnings=caught, wall_time_s=wall,
+    )
+    nm = summary["nearest_minimum"]
+    if nm is not None:  # λ̂ with nL_n referenced to its minimum ŵ near w* instead of nL_n(w*)
+        summary["llc_ref_minimum"] = {"value": est.value + beta * nm["delta"], "stderr": est.stderr}
+    outdir = new_results_dir(args.out, "llc", desc["slug"])
+    samples.save(os.path.join(outdir, "samples.nc"))
+    summary["files"] = {"samples": "samples.nc", "summary": "summary.json",
+                        "plots": [] if args.no_plots else _llc_plots(samples, summary, outdir)}
+    _write_json(os.path.join(outdir, "summary.json"), summary)
+    print_llc_report(summary, outdir)
+    return 0
+
+
+def _say(text, width=100):
+    import textwrap
+
+    print(textwrap.fill(text, width=width, subsequent_indent="  ", break_on_hyphens=False))
+
+
+def _ljust(text, width):
+    """str.ljust by displayed width: combining marks (the hat of λ̂) take no column."""
+    import unicodedata
+
+    shown = sum(not unicodedata.combining(c) for c in text)
+    return text + " " * max(0, width - shown)
+
+
+def _unique_warnings(records):
+    out = []
+    for w in records:
+        text = str(w.message).splitlines()[0] if str(w.message) else w.category.__name__
+        if issubclass(w.category, (DeprecationWarning, FutureWarning)) or text in out:
+            continue
+        out.append(text)
+    return out
+
+
+def _leaf_names(tree):
+    """('W1', 'W2'), or 'a/b' for nested containers: the names the .npz of --center must use."""
+    import jax
+
+    def part(k):
+        for attr in ("key", "idx", "name"):
+            if hasattr(k, attr):
+                return str(getattr(k, attr))
+        return str(k)
+
+    paths, treedef = jax.tree_util.tree_flatten_with_path(tree)
+    return ["/".join(part(k) for k in path) or "arr_0" for path, _ in paths], [x for _, x in paths], treedef
+
+
+def _llc_center(args, target):
+    """(w* as a params pytree, a description) from --center or the model's true_params."""
+    import jax
+
+    model = target.model
+    if args.center is None:
+        w0 = getattr(model, "true_params", None)
+        if w0 is None:
+            hint = ""
+            try:
+                names, _, _ = _leaf_names(target.init(jax.random.PRNGKey(0)))
+                hint = f"; keys = the parameter names: {', '.join(names)}"
+            except Exception:
+                pass
+            raise UsageError("--center", f"{target.name} has no true_params to use as w*; pass --center FILE.npz "
+                                         f"with the point w* (np.savez(FILE, **params){hint})")
+        center, text = w0, "the model's true_params"
+    else:
+        center, text = _load_center(args.center, target), args.center
+    center = jax.tree_util.tree_map(lambda x: np.asarray(x, dtype=np.float32), center)
+    where = "true_params" if args.center is None else args.center
+    try:
+        lp = float(target.log_prior(center))
+        h = float(target.nll(center))
+        u = target.to_unconstrained(center)
+        inside = all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree_util.tree_leaves(u))
+    except Exception as err:
+        raise UsageError("--center", f"w* ({where}) does not fit the model: {type(err).__name__}: {err}") from None
+    if not (math.isfinite(lp) and inside):
+        raise UsageError("--center", f"w* ({where}) is not inside the prior's support (on its boundary the "
+                                     "sampler's unconstrained coordinates are infinite); the LLC needs an interior "
+                                     "point: pass one with --center FILE.npz")
+    if not math.isfinite(h):
+        raise UsageError("--center", f"nL_n(w*) is not finite at w* ({where})")
+    return center, text
+
+
+def _load_center(path, target):
+    import jax
+
+    if not os.path.isfile(path):
+        raise UsageError("--center", f"no such file {path!r}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: np.asarray(f[k]) for k in f.files}
+    except Exception as err:
+        raise UsageError("--center", f"cannot read {path!r} as an .npz: {err}") from None
+    if not arrays:
+        raise UsageError("--center", f"{path!r} holds no arrays")
+    try:
+        template = target.init(jax.random.PRNGKey(0))
+    except Exception:
+        return arrays  # no init to take the structure from: a flat dict of the saved arrays
+    names, leaves, treedef = _leaf_names(template)
+    if len(names) == 1 and len(arrays) == 1:
+        arrays = {names[0]: next(iter(arrays.values()))}
+    if set(arrays) != set(names):
+        raise UsageError("--center", f"{path} has arrays {', '.join(sorted(arrays))}; the model's parameters are "
+                                     f"{', '.join(names)} (save with np.savez(FILE, **params))")
+    out = []
+    for name, leaf in zip(names, leaves):
+        a = arrays[name]
+        if a.shape != np.shape(leaf):
+            raise UsageError("--center", f"{name} in {path} has shape {a.shape}; the model's {name} has shape "
+                                         f"{np.shape(leaf)}")
+        out.append(a.astype(np.float32))
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _llc_truth(args, lam, center_text):
+    """Whether the exact (global) λ is the local λ at w*: {'applies', 'note'}."""
+    if lam is None:
+        return {"applies": False, "note": "exact λ unknown for this model"}
+    if args.center is not None:
+        return {"applies": False,
+                "note": f"the model's global λ = {lam} is the local λ only at the most singular true points "
+                        "(elsewhere in the true set the local λ is larger); at a w* of your own it is a "
+                        "reference, not the answer: no z"}
+    if args.model in ZOO:
+        return {"applies": True, "note": LLC_TRUTH.get(args.model, "")}
+    return {"applies": True,
+            "note": "your model's rlct at its true_params: it is the local λ there only if true_params is a "
+                    "most singular point of the true set"}
+
+
+def _power_iteration(target, center, beta, gamma, iters=60, tol=1e-4):
+    """κ̂ = the largest |eigenvalue| of −∇²log p(u) at w* (unconstrained space: the localized,
+    tempered log density the sampler moves on, prior and Jacobian included), full data. Hessian-
+    vector products by forward-over-reverse autodiff, or by central differences of the gradient
+    where autodiff gives NaN (e.g. w**k with a float k at w = 0)."""
+    import jax
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+
+    flat, unravel = ravel_pytree(target.to_unconstrained(center))
+    center_j = jax.tree_util.tree_map(jnp.asarray, center)
+
+    def f(tg, v):
+        return -tg.log_density_unconstrained(unravel(v), beta, center_j, gamma)
+
+    grad = jax.grad(f, argnums=1)
+    exact_hvp = jax.jit(lambda tg, v, t: jax.jvp(lambda x: grad(tg, x), (v,), (t,))[1])
+    h = 1e-3 * (1.0 + float(jnp.max(jnp.abs(flat))) if flat.size else 1.0)
+    fd_hvp = jax.jit(lambda tg, v, t: (grad(tg, v + h * t) - grad(tg, v - h * t)) / (2 * h))
+    t = jax.random.normal(jax.random.PRNGKey(0), flat.shape, flat.dtype)
+    t = t / jnp.linalg.norm(t)
+    hvp = exact_hvp if bool(jnp.all(jnp.isfinite(exact_hvp(target, flat, t)))) else fd_hvp
+    kappa = float("nan")
+    for _ in range(iters):
+        hv = hvp(target, flat, t)
+        new = abs(float(t @ hv))
+        norm = float(jnp.linalg.norm(hv))
+        if not (math.isfinite(norm) and norm > 0):
+            return float("nan")
+        t = hv / norm
+        if math.isfinite(kappa) and abs(new - kappa) <= tol * new:
+            return new
+        kappa = new
+    return kappa
+
+
+def _auto_step(kappa, halvings, accept=None):
+    rule = "1/(4κ̂)" + (f"/2^{halvings}" if halvings else "")
+    text = f"auto: ε = {rule}, κ̂ = {kappa:.4g} the largest curvature of the localized log density at w*"
+    if halvings:
+        text += (f"; halved {halvings}× until the run's MALA acceptance was >= {LLC_ACCEPT}" if accept is None
+                 or accept >= LLC_ACCEPT else f"; halved {halvings}× (MALA acceptance still < {LLC_ACCEPT})")
+    return {"step_size": 1 / (4 * kappa) / 2**halvings, "rule": "auto", "kappa": kappa, "halvings": halvings,
+            "text": text, "short": f"auto: {rule}, κ̂ = {kappa:.4g}"}
+
+
+def _llc_step_size(args, target, center, beta, batch, preconditioner, key):
+    import slt_thermo as st
+
+    if args.step_size == "auto":
+        kappa = _power_iteration(target, center, beta, args.gamma)
+        if not (math.isfinite(kappa) and kappa > 0):
+            raise UsageError("--step-size", "auto could not estimate the curvature at w* (non-finite Hessian); "
+                                            "give --step-size EPS")
+        return _auto_step(kappa, 0)
+    if args.step_size == "sweep":
+        print("picking ε by st.sgld_step_size (11 step sizes × 8 chains × 2000 steps: minutes) …", flush=True)
+        eps, table = st.sgld_step_size(target, center, key=key, beta=beta, gamma=args.gamma, batch_size=batch,
+                                       preconditioner=preconditioner)
+        certified = bool(table.attrs.get("bias_certified"))
+        return {"step_size": float(eps), "rule": "sweep", "bias_certified": certified,
+                "table": table.to_dict(orient="records"), "short": "sweep: st.sgld_step_size",
+                "text": "st.sgld_step_size sweep: " + ("the largest stable ε with ε-bias <= 5%" if certified
+                                                        else "the smallest stable ε (ε-bias not certified)")}
+    return {"step_size": float(args.step_size), "rule": "given", "text": "given by --step-size",
+            "short": "given by --step-size"}
+
+
+def _nearest_minimum(target, center, maxiter=300):
+    """nL_n at ŵ, the minimum of L_n that L-BFGS reaches from w* (None when too large or failed).
+    The LLC assumes w* minimizes L_n; if it does not, λ̂ is lower by about β(nL_n(w*) − nL_n(ŵ))."""
+    import jax
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+    from scipy.optimize import minimize
+
+    flat, unravel = ravel_pytree(target.to_unconstrained(center))
+    if flat.size > 100_000:
+        return None
+    vg = jax.jit(jax.value_and_grad(lambda tg, v: tg.nll(tg.to_constrained(unravel(v))), argnums=1))
+
+    def fun(v):
+        val, g = vg(target, jnp.asarray(v, flat.dtype))
+        return float(val), np.asarray(g, dtype=float)
+
+    h0 = float(target.nll(center))
+    try:
+        with np.errstate(all="ignore"):
+            # start a hair off w*: at a saddle of L_n (∇L_n(w*) = 0, e.g. w* = 0 in a tanh net) L-BFGS
+            # would not move at all
+            start = np.asarray(flat, dtype=float) + 1e-3 * np.random.default_rng(0).standard_normal(flat.size)
+            r = minimize(fun, start, jac=True, method="L-BFGS-B",
+                         options={"maxiter": maxiter, "gtol": 1e-12, "ftol": 1e-15})
+        h = float(r.fun)
+    except Exception:
+        return None
+    if not np.all(np.isfinite(r.jac)):  # e.g. NaN gradients of w**k at w = 0: no answer
+        return None
+    if not math.isfinite(h):
+        return None
+    h = min(h, h0)
+    return {"nll_min": h, "delta": h0 - h, "iterations": int(r.nit)}
+
+
+def _show_ref(s):
+    """Whether λ̂ + β·ΔH (nL_n referenced to its minimum near w*) differs enough to be shown."""
+    nm, e = s.get("nearest_minimum"), s.get("llc") or {}
+    if nm is None or e.get("value") is None:
+        return False
+    return s["settings"]["beta"] * nm["delta"] > 0.1 * (e.get("stderr") or 0)
+
+
+def _llc_plots(samples, s, outdir):
+    from . import plotting
+
+    truth = s["model"]["rlct"] if s["truth"]["applies"] else None
+    ref = s.get("llc_ref_minimum")
+    lines = {} if not _show_ref(s) else {
+        f"$\\hat\\lambda$ + β·ΔH = {ref['value']:.3f} (nL$_n$ from its minimum ŵ)": ref["value"]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plotting.llc_traces(samples, s["nll_center"], beta=s["settings"]["beta"], truth=truth,
+                            estimate=(s["llc"]["value"], s["llc"]["stderr"]), lines=lines,
+                            path=os.path.join(outdir, "llc_traces.png"))
+    return ["llc_traces.png"]
+
+
+def _llc_setup_lines(s):
+    st_ = s["settings"]
+    beta = (f"β = 1/log n = {st_['beta']:.4g}" if st_.get("beta_rule") == "1/log n" else f"β = {st_['beta']:.4g}")
+    batch = st_["batch_size"]
+    grads = "full-data gradients" if batch >= s["n"] else f"minibatches of {batch}"
+    if "population" in s.get("data", ""):
+        grads = "exact gradients of nK(w)"
+    kept = (st_["steps"] - st_["burnin"]) // st_["thinning"]
+    thin = "" if st_["thinning"] == 1 else f", every {st_['thinning']}th step kept"
+    step = s.get("step_size") or {}
+    lines = [
+        f"{s['model']['name']}, n = {s['n']} ({s['data']})",
+        f"w* = {s['center']} ({s['num_params']} parameters), nL_n(w*) = {s['nll_center']:.6g}",
+        f"step size {st_.get('step_size', float('nan')):.3g}: {step.get('text', '')}",
+        f"SGLD: {st_['chains']} chains from w* × ({st_['burnin']} burn-in + {kept} kept draws{thin}), {beta}, "
+        f"γ = {st_['gamma']:g}, {grads}"
+        + ("" if st_.get("preconditioner", "none") == "none" else f", {st_['preconditioner']} preconditioner"),
+    ]
+    return lines
+
+
+def print_llc_report(s: dict, outdir: str) -> None:
+    lam, lam_f, m = s["model"].get("rlct"), s["model"].get("rlct_float"), s["model"].get("multiplicity")
+    truth = s["truth"]
+    e = s["llc"]
+    value, se = e["value"], e["stderr"]
+    beta = s["settings"]["beta"]
+    exact = "—" if lam is None else (lam if "/" not in lam else f"{lam} = {lam_f:.4g}")
+    if lam is not None and not truth["applies"]:
+        exact = f"({exact})"
+    zlam = lam_f if truth["applies"] else None
+    print(f"\n{'':<28} {'estimate':>16}   {'exact λ':<12} {'z':>6}")
+    print(f"{_ljust('LLC λ̂(w*)', 28)} {_pm(value, se):>16}   {exact:<12} {_z(value, se, zlam):>6}")
+    nm = s.get("nearest_minimum")
+    if _show_ref(s):
+        shifted = value + beta * nm["delta"]
+        print(f"{_ljust('λ̂ + β·ΔH (ΔH: see below)', 28)} {_pm(shifted, se):>16}   {exact:<12} "
+              f"{_z(shifted, se, zlam):>6}")
+    pc = [v for v in s.get("per_chain") or [] if v is not None]
+    if pc:
+        print(f"per chain: {' '.join(f'{v:.3g}' for v in pc)}")
+    print()
+    if lam is not None:
+        _say(f"exact λ = {lam}, m = {m} (slt_thermo.exact): {truth['note']}")
+        if truth["applies"]:
+            _say("z = (λ̂ − λ)/se counts the Monte Carlo error only, not the finite-n and ε-bias of the estimator")
+            best = value + beta * nm["delta"] if nm is not None and value is not None else value
+            if value is not None and se and abs(best - lam_f) > 4 * se:
+                _say("λ̂ is off λ by more than 4 Monte Carlo errors. At finite n the LLC is biased: a localization "
+                      "γ that is strong next to the curvature nβ·L_n'' truncates the singular directions (λ̂ low: "
+                      "try a smaller --gamma with more --steps, or a larger --n); the step size biases it (compare "
+                      "a smaller --step-size); minibatch noise heats it (λ̂ high)")
+    else:
+        _say(truth["note"])
+    if _show_ref(s):
+        _say(f"ΔH = nL_n(w*) − nL_n(ŵ) = {nm['delta']:.4g}, ŵ the minimum of L_n that L-BFGS reaches from w*: the "
+             f"LLC assumes w* minimizes L_n; here λ̂(w*) is lowered by about β·ΔH = {beta * nm['delta']:.3g}")
+    elif nm is not None:
+        _say(f"ΔH = nL_n(w*) − nL_n(ŵ) = {nm['delta']:.3g}, ŵ the minimum of L_n that L-BFGS reaches from w*: "
+             "negligible next to the Monte Carlo error")
+    dg = s["diagnostics"]
+    step = s.get("step_size") or {}
+    print(f"\n{'diagnostic':<26} {'value':>10}   healthy when")
+    rows = [
+        ("R-hat of nL_n", _num(dg.get("rhat"), "10.3f"), "< 1.05 (chains agree)"),
+        ("ESS of nL_n", _num(dg.get("ess"), "10.0f"), f"of {dg['chains'] * dg['draws']} draws"),
+        ("MALA acceptance of ε", _num(dg.get("mala_accept"), "10.3f"), ">= 0.9 (small ε-bias; < 0.5: ε too large)"),
+        ("drift z (2nd vs 1st half)", _num(dg.get("drift_z"), "+10.1f"), "|z| < 4 (burn-in long enough)"),
+        ("unhealthy chains", f"{dg['unhealthy']} of {dg['chains']}", "0 (non-finite chains are excluded)"),
+        ("step size ε", f"{s['settings']['step_size']:10.3g}", step.get("short", step.get("text", ""))),
+    ]
+    for name, val, when in rows:
+        print(f"{name:<26} {val:>10}   {when}")
+    if s["settings"]["batch_size"] < s["n"]:
+        _say(f"note: minibatch gradients (B = {s['settings']['batch_size']}) add noise that heats the chains and "
+              "biases λ̂ upward, which the MALA check does not see; compare with a larger --batch-size")
+    if s.get("warnings"):
+        print("\nwarnings:")
+        for w in s["warnings"]:
+            print(f"  {w}")
+    else:
+        print("\nwarnings: none")
+    if s.get("wall_time_s") is not None:
+        print(f"\nSGLD took {s['wall_time_s']:.1f} s")
+    files = [s["files"]["samples"], s["files"]["summary"]] + s["files"]["plots"]
+    print(f"results: {outdir}{os.sep} ({', '.join(files)})")
+
+
 # ------------------------------------------------------------------------------------ models, show
 def cmd_models(args, argv) -> int:
     from . import models
@@ -871,6 +1408,12 @@ def cmd_show(args, argv) -> int:
                 ds = ds.load()
             s["files"]["plots"] = _free_energy_plots(ds, d)
         print_free_energy_report(s, d)
+    elif command == "llc":
+        for line in _llc_setup_lines(s):
+            print(line)
+        if not args.no_plots:
+            s["files"]["plots"] = _llc_plots(st.load(os.path.join(d, s["files"]["samples"])), s, d)
+        print_llc_report(s, d)
     else:
         raise UsageError("RESULTS_DIR", f"unknown command {command!r} in {path}")
     return 0

@@ -405,7 +405,7 @@ def traces(samples: Samples, var: str = "nll", *, max_rungs: int = 6, path=None)
 
 
 def llc_traces(samples: Samples, nll_center: float, *, beta: float | None = None, truth=None,
-               estimate=None, path=None) -> Figure:
+               estimate=None, lines=None, path=None) -> Figure:
     """The localized run behind ``st.llc``: per chain, β(nL_n(w) − nL_n(w*)) along the kept SGLD
     steps (top) and its running mean (bottom), whose average over chains is λ̂. Chains that
     settled agree and show no trend; unhealthy chains are drawn dashed and left out of λ̂.
@@ -413,7 +413,8 @@ def llc_traces(samples: Samples, nll_center: float, *, beta: float | None = None
     ``nll_center``: nL_n(w*) (``estimate.details["nll_center"]``); ``beta``: default the run's
     only β; ``estimate``: the :class:`~slt_thermo.Estimate` (or ``(value, stderr)``) drawn as a
     band; ``truth``: the exact λ to draw (a number or string such as ``"3/2"``; default none —
-    the local λ at w* is the global λ only at the most singular true point).
+    the local λ at w* is the global λ only at the most singular true point); ``lines``: further
+    horizontal reference lines, ``{label: value}``.
     """
     _check_samples(samples, "llc_traces")
     if samples.betas.size != 1:
@@ -447,6 +448,8 @@ def llc_traces(samples: Samples, nll_center: float, *, beta: float | None = None
         if lam is not None:
             ax.axhline(float(lam), color="C3", ls="--", lw=1.3,
                        label=f"exact λ = {_fmt_truth(lam)}" if row == 1 else None)
+        for label, v in (lines or {}).items():
+            ax.axhline(float(v), color="0.35", ls=":", lw=1.5, label=label if row == 1 else None)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
     if D > 1:  # keep the noisy raw traces from hiding the lines: clip to their central 99%
@@ -455,7 +458,7 @@ def llc_traces(samples: Samples, nll_center: float, *, beta: float | None = None
         axes[0, 0].set_ylim(min(lo, value) - pad, max(hi, value, float(lam) if lam is not None else hi) + pad)
         tail = running[:, D // 10:]
         lo, hi = np.nanmin(tail), np.nanmax(tail)
-        marks = [value, float(lam)] if lam is not None else [value]
+        marks = [value] + ([float(lam)] if lam is not None else []) + [float(v) for v in (lines or {}).values()]
         lo, hi = min(lo, *marks), max(hi, *marks)
         pad = 0.08 * (hi - lo) + 1e-9
         axes[1, 0].set_ylim(lo - pad, hi + pad)
@@ -464,6 +467,8 @@ def llc_traces(samples: Samples, nll_center: float, *, beta: float | None = None
     axes[1, 0].set_xlabel("SGLD step" + (f" (the first {start}, burn-in, are not shown)" if start else ""))
     axes[0, 0].set_title(f"{attrs.get('target', '')}, n = {samples.n}: local learning coefficient at w* "
                          f"(β = {beta:.4g})", fontsize=10)
-    fig.legend(*axes[1, 0].get_legend_handles_labels(), loc="outside lower center", ncols=min(C + 2, 6),
-               fontsize=8, frameon=False)
+    handles, labels = axes[1, 0].get_legend_handles_labels()
+    order = list(range(C, len(handles))) + list(range(C))  # the λ lines first, then the chains
+    fig.legend([handles[i] for i in order], [labels[i] for i in order], loc="outside lower center",
+               ncols=min(len(handles), 1 + math.ceil(C / max(1, len(handles) - C))), fontsize=8, frameon=False)
     return _finish(fig, path)

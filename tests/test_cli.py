@@ -1,4 +1,4 @@
-"""The `slt-thermo` command: rlct, free-energy, models, show, demo, bring-your-own model, and
+"""The `slt-thermo` command: rlct, free-energy, llc, models, show, demo, bring-your-own model, and
 one-line errors for bad arguments.
 
 In-process calls (``cli.main([...])``) share JAX's compile cache; sampling sizes are cut with
@@ -122,6 +122,101 @@ def test_sgld_is_called_with_the_cli_settings(tmp_path, capsys, monkeypatch):
     check_rlct_dir(tmp_path / d, plots=False)
 
 
+# ------------------------------------------------------------------------------------ llc
+LLC_ROWS = ("R-hat of nL_n", "ESS of nL_n", "MALA acceptance of ε", "drift z", "unhealthy chains", "step size ε")
+
+
+def test_llc_bare_table_results_dir_and_show(tmp_path, capsys):
+    """`slt-thermo llc` as a user types it (only the results folder moved): λ̂ at the true
+    parameter of reduced_rank(2, 2, 1, 1), n = 1e4, beside λ = 3/2, with its diagnostics."""
+    out = tmp_path / "res"
+    t0 = time.perf_counter()
+    assert cli.main(["llc", "--out", str(out)]) == 0
+    wall = time.perf_counter() - t0
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    assert "reduced_rank(M=2, N=2, H=1, r=1), n = 10000" in text
+    row = next(l for l in lines if l.startswith("LLC λ̂(w*)"))
+    assert "±" in row and "3/2 = 1.5" in row and row.split()[-1][0] in "+-"  # estimate, exact λ, z
+    assert next(l for l in lines if l.startswith("λ̂ + β·ΔH"))
+    for name in LLC_ROWS:
+        assert any(l.startswith(name) for l in lines), name
+    assert "auto: 1/(4κ̂)" in text and "warnings:" in text and "results:" in text
+
+    (d,) = only_dirs(out)
+    d = out / d
+    assert d.name.startswith("llc-reduced_rank-")
+    with open(d / "summary.json", encoding="utf-8") as f:
+        s = json.load(f)
+    assert s["command"] == "llc" and s["n"] == 10000 and s["model"]["rlct"] == "3/2" and s["truth"]["applies"]
+    assert s["settings"]["step_rule"] == "auto" and s["settings"]["batch_size"] == 10000
+    run = st.load(d / "samples.nc")
+    assert run.n == 10000 and run.ds.sizes["chain"] == 8 and run.ds.sizes["draw"] == 160  # (2000-400)/10
+    beta = 1 / math.log(10000)
+    assert s["settings"]["beta"] == pytest.approx(beta)
+    nll = run.nll.values[0][run.healthy.values[0]]
+    assert s["llc"]["value"] == pytest.approx(beta * (nll.mean() - s["nll_center"]), rel=1e-4)
+    assert len(s["per_chain"]) == 8 and s["llc"]["stderr"] > 0
+    dg = s["diagnostics"]
+    assert dg["unhealthy"] == 0 and dg["mala_accept"] > 0.9 and dg["rhat"] < 1.1 and abs(dg["drift_z"]) < 4
+    # seed 0: λ̂(w*) ≈ 0.98 (w* is not a minimum of L_n on this data); referenced to ŵ ≈ 1.54 ± 0.04
+    ref = s["llc_ref_minimum"]["value"]
+    assert s["nearest_minimum"]["delta"] > 0 and abs(ref - 1.5) < 0.3
+    assert s["files"]["plots"] == ["llc_traces.png"]
+    with open(d / "llc_traces.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+    # show re-prints the table and redraws the plot
+    os.remove(d / "llc_traces.png")
+    assert cli.main(["show", str(d)]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert next(l for l in shown if l.startswith("LLC λ̂(w*)")) == row
+    assert (d / "llc_traces.png").stat().st_size > 5_000
+    print(f"bare slt-thermo llc in-process: {wall:.1f} s")
+
+
+def test_llc_center_from_npz(tmp_path, capsys):
+    from slt_thermo import models
+
+    f = tmp_path / "no_truth.py"
+    f.write_text(
+        "from slt_thermo import models\n"
+        "class NoTruth:\n"
+        "    def __init__(self):\n"
+        "        self._m = models.reduced_rank(2, 2, 1, 1)\n"
+        "    def __getattr__(self, name):\n"
+        "        if name == 'true_params':\n"
+        "            raise AttributeError(name)\n"
+        "        return getattr(self._m, name)\n"
+        "def make_model():\n"
+        "    return NoTruth()\n"
+    )
+    out = tmp_path / "o"
+    base = ["llc", "--model", f"{f}:make_model", "--n", "300", "--out", str(out)]
+    assert call(base) == 2  # no true_params: say what to pass
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "argument --center: " in err and "--center FILE.npz" in err and "W1, W2" in err
+
+    w = {k: np.asarray(v) for k, v in models.reduced_rank(2, 2, 1, 1).true_params.items()}
+    np.savez(tmp_path / "bad.npz", A=w["W1"], B=w["W2"])
+    assert call(base + ["--center", str(tmp_path / "bad.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has arrays A, B; the model's parameters are W1, W2" in err
+    np.savez(tmp_path / "w.npz", **w)
+    assert cli.main(base + ["--center", str(tmp_path / "w.npz"), "--step-size", "2e-4", "--chains", "2",
+                            "--steps", "300", "--burnin", "100", "--no-plots"]) == 0
+    text = capsys.readouterr().out
+    row = next(l for l in text.splitlines() if l.startswith("LLC λ̂(w*)"))
+    assert "(3/2 = 1.5)" in row and row.rstrip().endswith(")")  # the global λ as a reference, no z
+    assert "given by --step-size" in text
+    (d,) = only_dirs(out)
+    with open(out / d / "summary.json", encoding="utf-8") as fh:
+        s = json.load(fh)
+    assert s["center"] == str(tmp_path / "w.npz") and not s["truth"]["applies"] and s["n"] == 300
+    assert s["settings"]["step_size"] == 2e-4 and s["diagnostics"]["draws"] == 20
+
+
 # ------------------------------------------------------------------------------------ errors
 BAD = [
     (["rlct", "--n", "-5"], "argument --n: must be an integer >= 2, got -5"),
@@ -137,6 +232,14 @@ BAD = [
     (["free-energy", "--n", "100,50,300"], "argument --n: must be at least 3 increasing"),
     (["free-energy", "--betas", "0,0.5"], "argument --betas"),
     (["free-energy", "--betas", "1"], "argument --betas"),
+    (["llc", "--gamma", "-1"], "argument --gamma: must be a number >= 0, got '-1'"),
+    (["llc", "--chains", "0"], "argument --chains: must be an integer >= 1, got 0"),
+    (["llc", "--burnin", "3000"], "argument --burnin: must be smaller than --steps (2000)"),
+    (["llc", "--step-size", "fast"], "argument --step-size: must be auto, sweep or a positive number"),
+    (["llc", "--preconditioner", "adam"], "argument --preconditioner: invalid choice"),
+    (["llc", "--preconditioner", "rmsprop"], "argument --step-size: auto (ε = 1/(4κ̂)) is for plain SGLD"),
+    (["llc", "--center", "/no/such.npz"], "argument --center: no such file"),
+    (["llc", "--model", "gaussian_mixture"], "argument --center: w* (true_params) is not inside the prior's support"),
     (["show", "/no/such/dir"], "argument RESULTS_DIR"),
     (["frobnicate"], "argument COMMAND: invalid choice"),
 ]
@@ -249,8 +352,8 @@ def test_models_lists_the_zoo_with_exact_lambda(capsys):
 
 
 def test_help_everywhere(capsys):
-    for argv in ([], ["--help"], ["rlct", "--help"], ["free-energy", "--help"], ["models", "--help"],
-                 ["show", "--help"], ["demo", "--help"]):
+    for argv in ([], ["--help"], ["rlct", "--help"], ["free-energy", "--help"], ["llc", "--help"],
+                 ["models", "--help"], ["show", "--help"], ["demo", "--help"]):
         assert call(argv) == 0
         assert "usage: slt-thermo" in capsys.readouterr().out
 

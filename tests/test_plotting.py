@@ -162,3 +162,31 @@ def test_truth_override_and_unknown(run):
     fig = plotting.energy_vs_inverse_beta(st.Samples(ds))
     assert not any("exact" in t.get_text() for t in fig.axes[0].get_legend().get_texts())
     assert math.isfinite(st.rlct(run, method="ols").value)
+
+
+def test_llc_traces(tmp_path):
+    beta = 0.1
+    s = fake_samples([beta], chains=4, draws=100)  # nll = 2900 + Gamma(3/2, 1/β): λ̂ ≈ 3/2
+    s.ds["healthy"][0, 3] = False
+    nll0 = 2900.0
+    value = beta * (s.nll.values[0, :3].mean() - nll0)
+    fig = plotting.llc_traces(s, nll0, truth="3/2", estimate=(value, 0.1), lines={"other": 1.2},
+                              path=tmp_path / "llc.png")
+    top, bottom = _check(fig, tmp_path / "llc.png", nonempty_axes=2)
+    np.testing.assert_allclose(top.lines[0].get_ydata(), beta * (s.nll.values[0, 0] - nll0))
+    assert bottom.lines[0].get_ydata()[-1] == pytest.approx(beta * (s.nll.values[0, 0].mean() - nll0))
+    assert bottom.lines[3].get_linestyle() == "--"  # the unhealthy chain
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels[:3] == [f"$\\hat\\lambda$ = {value:.3f} ± 0.100", "exact λ = 3/2 = 1.5", "other"]
+    assert "chain 3 (unhealthy)" in labels
+    with pytest.raises(st.InvalidArgumentError, match="one-β"):
+        plotting.llc_traces(fake_samples([0.1, 0.2]), nll0)
+
+
+def test_plotting_is_exported_lazily():
+    import subprocess
+    import sys
+
+    code = ("import sys, slt_thermo as st; assert 'matplotlib' not in sys.modules; "
+            "assert callable(st.plotting.llc_traces) and 'matplotlib' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

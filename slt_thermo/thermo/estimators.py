@@ -294,4 +294,4 @@ def fit_free_energy(ns, F, F_se, nll_true=None, *, m=None) -> dict:
     m_hat, m_se = (float(m), 0.0) if m is not None else (float(1 + coef[1]), float(err[1]))
     return {"lambda_hat": float(coef[0]), "lambda_se": float(err[0]),
             "m_hat": m_hat, "m_se": m_se, "fit_reduced_chi2": chi2,
-            "nll_true_known": int(known), "m_fixed": m is not None}
+            "nll_true_known": int(known), "m_fixed": int(m is not None)}
