@@ -151,8 +151,8 @@ def _int_list(text):
 
 
 def _ladder(text):
-    """``--betas``: an integer K (the power ladder st.ladder.power(K), K+1 rungs from 0 to 1) or
-    an explicit comma-separated list from 0 to 1."""
+    """``--betas``: an integer K (st.ladder.ti(max n, K): β = 0 and K geometric rungs from
+    0.01/max n to 1) or an explicit comma-separated list from 0 to 1."""
     text = text.replace(" ", "")
     if "," not in text:
         try:
@@ -268,8 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
                        n_kwargs=dict(type=_int_list, default=[100, 300, 1000, 3000], metavar="N1,N2,..."))
     g = _add_sampler_options(p, chains=4, warmup=200, samples=250)
     g.add_argument("--betas", type=_ladder, default=24, metavar="K|B0,B1,...",
-                   help="K: the power ladder st.ladder.power(K) (K+1 rungs, β = 0 … 1); or an explicit "
-                        "list from 0 to 1")
+                   help="K: st.ladder.ti(max n, K), β = 0 and K geometric rungs from 0.01/max n to 1 "
+                        "(integrated in log β: accurate at every n); or an explicit list from 0 to 1")
     _add_out(p)
     p.set_defaults(func=cmd_free_energy)
 
@@ -748,7 +748,7 @@ def cmd_free_energy(args, argv) -> int:
 
     obj, desc = resolve_model(args.model, args.param)
     ns = args.n
-    betas = st.ladder.power(args.betas) if isinstance(args.betas, int) else np.asarray(args.betas)
+    betas = st.ladder.ti(ns[-1], args.betas) if isinstance(args.betas, int) else np.asarray(args.betas)
     key = jax.random.PRNGKey(args.seed)
     data = None
     if isinstance(obj, Target):
@@ -842,23 +842,16 @@ def _discretization_errors(ds):
 
 
 def _fit_fixed_m(ds, m):
-    """λ̂ from F_n − nL_n(w0) + (m − 1) log log n = λ log n + c with the exact m held fixed
-    (weighted least squares): far tighter than fitting λ and m together when m is known."""
+    """λ̂ with the exact m held fixed (st.thermo.fit_free_energy(..., m=m)): far tighter than
+    fitting λ and m together when m is known."""
     nll = ds["nll_true"].values
     if m is None or not np.all(np.isfinite(nll)):
         return None
-    ns = ds["n"].values.astype(float)
-    y = ds["F_n"].values - nll + (m - 1) * np.log(np.log(ns))
-    se = np.maximum(ds["F_se"].isel(beta=-1).values, 1e-9)
-    w = 1 / se**2
-    X = np.stack([np.log(ns), np.ones_like(ns)], axis=1)
-    cov = np.linalg.inv(X.T @ (w[:, None] * X))
-    coef = cov @ (X.T @ (w * y))
-    dof = len(ns) - 2
-    chi2 = float(np.sum(w * (y - X @ coef) ** 2) / dof) if dof > 0 else float("nan")
-    scale = max(1.0, chi2) if math.isfinite(chi2) else 1.0
-    return {"m": int(m), "lambda_hat": float(coef[0]), "lambda_se": float(math.sqrt(cov[0, 0] * scale)),
-            "reduced_chi2": chi2}
+    from .thermo import fit_free_energy
+
+    fit = fit_free_energy(ds["n"].values, ds["F_n"].values, ds["F_se"].isel(beta=-1).values, nll, m=int(m))
+    return {"m": int(m), "lambda_hat": fit["lambda_hat"], "lambda_se": fit["lambda_se"],
+            "reduced_chi2": fit["fit_reduced_chi2"]}
 
 
 def _free_energy_plots(ds, outdir):
