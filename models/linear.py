@@ -122,12 +122,16 @@ class DeepLinear(GaussianRegression):
     def log_prior(self, params):
         return _gaussian_log_prior(params, self.prior_scale)
 
-    def init(self, key):
+    def sample_prior(self, key):
+        """An exact prior draw: every entry N(0, s²)."""
         keys = jax.random.split(key, len(self.layers))
         return {
             name: self.prior_scale * jax.random.normal(k, (self.widths[i + 1], self.widths[i]))
             for i, (name, k) in enumerate(zip(self.layers, keys))
         }
+
+    def init(self, key):
+        return self.sample_prior(key)
 
     def predict(self, params, x):
         return x @ self.product(params).T

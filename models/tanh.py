@@ -40,6 +40,12 @@ class TanhNet(GaussianRegression):
         inside = jnp.all(jnp.abs(params["a"]) <= self.box) & jnp.all(jnp.abs(params["b"]) <= self.box)
         return jnp.where(inside, -2 * self.H * jnp.log(2 * self.box), -jnp.inf)
 
+    def sample_prior(self, key):
+        """An exact draw from the uniform prior on the box [−box, box]^{2H}."""
+        ka, kb = jax.random.split(key)
+        u = lambda k: jax.random.uniform(k, (self.H,), minval=-self.box, maxval=self.box)
+        return {"a": u(ka), "b": u(kb)}
+
     def init(self, key):
         ka, kb = jax.random.split(key)
         u = lambda k: jax.random.uniform(k, (self.H,), minval=-0.9 * self.box, maxval=0.9 * self.box)

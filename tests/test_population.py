@@ -221,12 +221,13 @@ def test_adaptive_schedule_stops_at_the_cap(linreg, pa_linreg):
 
 def test_needs_exact_prior_draws():
     """A model without sample_prior (its init is not a prior draw) needs init_particles."""
-    model = models.reduced_rank(2, 2, 1, 1)
-    assert not hasattr(model, "sample_prior")
-    target = st.Target.population(model, 1000)
+    target = st.Target.from_functions(  # a user's model: its init is not a prior draw
+        log_prior=lambda p: -0.5 * jnp.sum(p["w"] ** 2),
+        log_likelihood=lambda p, d: -0.5 * (d["y"] - p["w"][0]) ** 2,
+        data={"y": jnp.zeros(10)}, init=lambda key: {"w": jnp.zeros(2)})
     with pytest.raises(InvalidArgumentError, match="init_particles"):
         population_annealing(target, num_particles=16, key=jax.random.PRNGKey(0), progress=False)
-    wrong = jax.tree_util.tree_map(lambda x: jnp.zeros((15,) + jnp.shape(x)), model.true_params)
+    wrong = {"w": jnp.zeros((15, 2))}
     with pytest.raises(InvalidArgumentError, match="init_particles"):
         population_annealing(target, num_particles=16, key=jax.random.PRNGKey(0), progress=False,
                              init_particles=wrong)
