@@ -8,9 +8,10 @@ Two parts, both printed and written to ``benchmarks/results/llc_vs_devinterp.jso
    both, the ratio, and both λ̂ against Aoyagi's λ (``m.rlct``). ``st.llc`` is timed twice: a
    first call (compilation included) and a second call with another key (jit cache hit); and
    once more with ``thinning = 10`` (same number of SGLD steps, a tenth of the recorded draws)
-   and once recording only the last 4 draws ("SGLD-only"), because every recorded draw of
-   ``st.llc`` also computes a full-batch MALA acceptance (2 gradient passes over all n
-   examples), which devinterp does not.
+   and once recording only the last 4 draws ("SGLD-only"), because recorded draws of ``st.llc``
+   also get a full-batch MALA acceptance check (2 gradient passes over all n examples), which
+   devinterp does not compute: on at most 50 draws per chain by default (``diagnose_every``;
+   before that default, on every draw, which made st.llc slower than devinterp at d ≳ 1e3).
 2. **Accuracy table** (an approximation of Lau et al.'s DLN protocol, arXiv:2308.12108; see
    ``random_dlns``): λ̂ of ``st.llc`` (its documented defaults: 8 chains, 1000 steps, 200 burn-in,
    batch min(n, 256), γ = 100, β = 1/log n; except ε, see below) against Aoyagi's λ, for random
@@ -41,8 +42,8 @@ What is matched, exactly (both float32, both start every chain at w* = ``m.true_
   estimate of L_n(w*) whose error is multiplied by nβ (column ``dv λ̂ (default init)``).
 - ε: the same for both, per model: ε = 1/(2κ̂) (a quarter of the Langevin stability limit 2/κ̂),
   with κ̂ = λ_max(β∇²H(w*)) + γ by power iteration on the full data. ``st.llc(step_size=None)``
-  would run ``st.sgld_step_size`` (11 candidates × 8 chains × 2000 steps with a full-batch MALA
-  check per draw): minutes per model on 2 cores, so only with ``--picker`` (smallest model).
+  would run ``st.sgld_step_size`` (11 candidates × 8 chains × 2000 steps, 50 full-batch MALA
+  checks per chain): minutes per model on 2 cores, so only with ``--picker`` (smallest model).
 - Differences that remain: st draws each minibatch with replacement, devinterp's shuffled
   ``DataLoader`` without replacement within an epoch (so each of its chains averages the loss
   over whole epochs: far less minibatch noise in its per-chain λ̂, but the batch recorded at a
@@ -299,9 +300,34 @@ def run_st(target, m, *, key, beta, eps, gamma, chains, burnin, draws, thinning,
         "steps_per_s": chains * (burnin + draws * thinning) / wall,
         "llc": est.value, "llc_se": est.stderr, "per_chain": det["per_chain"],
         "rhat": det["rhat"], "ess": det["ess"], "mala_accept": det["mala_accept"],
+        "mala_checks": det.get("mala_checks"),
         "drift_z": det["drift_z"], "nll_center": det["nll_center"],
         "warnings": sorted({str(w.message) for w in caught}),
     }
+
+
+def mala_check_seconds(target, m, *, beta, eps, gamma, chains, reps=5):
+    """Wall time of one full-batch MALA check (``st.llc``'s ``mala_accept``), per chain: the
+    SGLD kernel's ``diagnose``, vmapped over ``chains`` chains at w*, jitted, best of ``reps``."""
+    import jax
+    import jax.numpy as jnp
+
+    from slt_thermo.samplers.sgld import SGLDConfig
+
+    center = jax.tree_util.tree_map(jnp.asarray, m.true_params)
+    kernel = SGLDConfig(eps, 1, None, 0.99, 1e-8, False).build(target, center, gamma)
+    u = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (chains,) + x.shape), center)
+    betas = jnp.full((chains,), beta)
+    state0 = jax.vmap(kernel.init)(jax.random.split(jax.random.PRNGKey(0), chains), u, betas)
+    check = jax.jit(jax.vmap(kernel.diagnose))
+    keys = jax.random.split(jax.random.PRNGKey(1), chains)
+    jax.block_until_ready(check(keys, state0, betas))
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        jax.block_until_ready(check(keys, state0, betas))
+        best = min(best, time.perf_counter() - t0)
+    return best / chains
 
 
 def dv_summary(dv, nbeta, num_chains):
@@ -349,6 +375,8 @@ def throughput(args, tmp, log):
         common_4 = {**common, "burnin": steps - 4}
         run_st(target, m, key=5, draws=4, thinning=1, **common_4)  # compile
         row["st_sgld_only"] = run_st(target, m, key=6, draws=4, thinning=1, **common_4)
+        row["mala_check_s"] = mala_check_seconds(target, m, beta=beta, eps=eps, gamma=args.gamma,
+                                                 chains=args.chains)
         log(f"  st.llc  cold {row['st_cold']['wall_s']:.1f}s  warm {row['st_warm']['wall_s']:.1f}s  "
             f"thin{k} cold {row['st_thin_cold']['wall_s']:.1f}s warm {row['st_thin_warm']['wall_s']:.1f}s")
         row["load_mid"] = load_avg()
@@ -458,11 +486,18 @@ def _per_chain_se(values):
 
 
 def step_cost_split(row, chains, burnin, draws):
-    """Split the warm st.llc wall time into SGLD steps and per-draw MALA diagnostics.
+    """Split the warm st.llc wall time into SGLD steps and MALA diagnostics.
 
-    The two warm runs take the same number of SGLD steps and record ``draws`` resp. ``draws/k``
-    draws; wall = a·steps + b·diagnoses gives a (s per chain-step) and b (s per chain-draw).
+    Current result files time one check directly (``mala_check_s``, per chain). Older ones (a
+    check at every recorded draw): the warm run and the thinned one take the same SGLD steps and
+    record ``draws`` resp. ``draws/k`` draws; wall = a·steps + b·checks gives a (s per
+    chain-step) and b (s per chain-check).
     """
+    if "mala_check_s" in row:  # timed directly (a check on every chain, vmapped, jitted)
+        return float("nan"), row["mala_check_s"]
+    warm, only = row["st_warm"], row.get("st_sgld_only")
+    if only and warm.get("mala_checks") is not None:  # bounded checks: the split is too noisy
+        return float("nan"), float("nan")
     k = row["thin"]["thinning"]
     steps = chains * (burnin + draws)
     d1, dk = chains * draws, chains * (draws // k)
@@ -477,7 +512,7 @@ def print_throughput(rows, args):
     print(f"\nSGLD throughput, {args.chains} chains, n = {args.n}, B = {args.batch}, γ = {args.gamma:g}, "
           f"β = 1/log n, {args.burnin} burn-in + {args.draws} draws (steps/s = chains × steps / wall)")
     print("| DLN | d | ε | devinterp steps/s | st cold | st warm | warm / dv | "
-          f"st thin{k} warm | thin{k} / dv | st SGLD-only | SGLD-only / dv | MALA check ms/draw* | "
+          f"st thin{k} warm | thin{k} / dv | st SGLD-only | SGLD-only / dv | MALA check ms/chain-check* | "
           "st CPU-s / dv CPU-s |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
@@ -492,8 +527,8 @@ def print_throughput(rows, args):
               f"{cold:.0f} | {warm:.0f} | {warm / dvs:.1f}× | {thin:.0f} | {thin / dvs:.1f}× | "
               f"{pure:.0f} | {pure / dvs:.1f}× | {1e3 * b:.1f} | {cpu_ratio:.2f} |")
     print("SGLD-only: a warm st.llc run of the same steps recording only the last 4 draws. "
-          "* MALA check time per chain-draw, derived from the two warm runs (same steps, 10× fewer "
-          "draws in the second): wall = a·steps + b·draws")
+          "* one full-batch MALA check (st.llc's mala_accept; by default on at most 50 draws per "
+          "chain and a quarter of the steps' nominal cost), per chain, timed on its own")
     for r in rows:
         if "devinterp_cores2" in r:
             d2 = r["devinterp_cores2"]

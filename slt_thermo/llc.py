@@ -8,9 +8,10 @@ the expectation over p(w) ∝ φ(w) exp(−nβL_n(w) − γ/2‖w − w*‖²), 
 dataset size (never the batch size), L_n(w*) is on the full data, and burn-in is excluded.
 
 Diagnostics: per-chain λ̂, R-hat and ESS of the nll trace, the mean MALA acceptance of Langevin
-moves of the chosen step (discretization check), the count of non-finite chains (excluded,
-never averaged), a first-half/second-half drift test (burn-in check), and warnings when any of
-them says the step size or burn-in is wrong.
+moves of the chosen step at a bounded number of draws (discretization check), the count of
+non-finite chains (excluded, never averaged), a first-half/second-half drift test of the nll
+(burn-in check) and of ‖w − w*‖² (mixing check: the minibatch nll hardly sees the flat
+directions), and warnings when any of them says the step size or burn-in is wrong.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def llc(
     thinning: int = 1,
     eval_full_nll_every: int | None = None,
     progress: bool = True,
+    diagnose_every: int | None = None,
 ) -> Estimate:
     """Estimate the local learning coefficient at ``center`` (= w*, in model space).
 
@@ -71,12 +73,15 @@ def llc(
         step_size: SGLD ε; None picks one with :func:`sgld_step_size` (documented there).
         gamma: localization strength γ (0 for none: only sensible with a compact prior).
         num_chains, num_steps, num_burnin, batch_size, preconditioner, thinning,
-        eval_full_nll_every: as in :func:`~slt_thermo.sample_sgld` (``batch_size`` defaults to
-            min(n, 256)).
+        eval_full_nll_every, diagnose_every: as in :func:`~slt_thermo.sample_sgld`
+            (``batch_size`` defaults to min(n, 256); the MALA check runs on at most 50 draws
+            per chain, fewer when full-data passes are costly, unless ``diagnose_every`` says
+            otherwise).
 
     Returns:
         :class:`~slt_thermo.Estimate` whose ``details`` hold ``per_chain``, ``rhat``, ``ess``,
-        ``mala_accept``, ``drift_z``, ``unhealthy``, the settings, ``nll_center`` and the
+        ``mala_accept`` (and ``mala_checks``, how many draws it averages), ``drift_z`` (nll) and
+        ``drift_z_distance`` (‖w − w*‖²), ``unhealthy``, the settings, ``nll_center`` and the
         ``samples``; its repr prints these diagnostics.
     """
     if not isinstance(target, Target):
@@ -97,7 +102,7 @@ def llc(
         target, [beta], step_size=step_size, num_chains=num_chains, num_steps=num_steps,
         num_burnin=num_burnin, batch_size=batch_size, key=key_run, center=center, gamma=gamma,
         preconditioner=preconditioner, thinning=thinning, eval_full_nll_every=eval_full_nll_every,
-        progress=progress, init=center, keep_params=False,
+        progress=progress, init=center, keep_params=False, diagnose_every=diagnose_every,
     )
     return llc_from_samples(samples, nll_center, beta=beta, num_params=_num_params(center))
 
@@ -121,9 +126,15 @@ def llc_from_samples(samples: Samples, nll_center: float, *, beta: float | None 
     per_chain = beta * (x.mean(axis=1) - nll_center)
     value = beta * (mean - nll_center)
     r = rhat(x) if x.shape[0] >= 2 else float("nan")
-    mala = float(np.nanmean(samples["mala_accept"].values[0][samples.healthy.values[0]])) \
-        if "mala_accept" in samples else float("nan")
+    mala, mala_checks = float("nan"), 0
+    if "mala_accept" in samples:  # NaN at the draws that were not checked
+        a = samples["mala_accept"].values[0][samples.healthy.values[0]]
+        a = a[np.isfinite(a)]
+        mala, mala_checks = (float(a.mean()) if a.size else float("nan")), int(a.size)
     drift = _drift_z(x)
+    drift_dist = float("nan")  # the same test on the slow observable ‖w − w*‖²
+    if "sq_distance" in samples:
+        drift_dist = _drift_z(np.asarray(samples["sq_distance"].values[0][samples.healthy.values[0]], float))
     problems = []
     if unhealthy:
         problems.append(f"{unhealthy} chain(s) went non-finite and were excluded: step size too large?")
@@ -133,6 +144,9 @@ def llc_from_samples(samples: Samples, nll_center: float, *, beta: float | None 
         problems.append(f"R-hat of nll {r:.3f} > 1.05: chains disagree (burn-in too short or step too small)")
     if abs(drift) > 4:
         problems.append(f"nll drifts between halves (z = {drift:.1f}): burn-in too short")
+    if abs(drift_dist) > 4:
+        problems.append(f"‖w − w*‖² drifts between halves (z = {drift_dist:.1f}): the chains are still "
+                        "spreading from w*, λ̂ is likely too low (step too small or run too short)")
     if value < 0:
         problems.append("negative LLC: w* is not a local minimum, or SGLD found lower loss nearby")
     if num_params is not None and value - 4 * beta * se > num_params / 2:
@@ -144,14 +158,16 @@ def llc_from_samples(samples: Samples, nll_center: float, *, beta: float | None 
     attrs = samples.ds.attrs
     details = {
         "per_chain": per_chain.tolist(), "rhat": r, "ess": ess, "mala_accept": mala,
-        "drift_z": drift, "unhealthy": unhealthy, "beta": beta, "n": samples.n,
+        "mala_checks": mala_checks,
+        "drift_z": drift, "drift_z_distance": drift_dist, "unhealthy": unhealthy, "beta": beta,
+        "n": samples.n,
         "nll_center": nll_center, "gamma": attrs.get("gamma"), "step_size": attrs.get("step_size"),
         "batch_size": attrs.get("batch_size"), "nll_kind": attrs.get("nll_kind"),
         "problems": problems, "samples": samples,
     }
     details["diagnostics"] = (
         f"chains {x.shape[0]} (+{unhealthy} unhealthy) | draws {x.shape[1]} | R-hat {r:.3f} | "
-        f"ESS {ess:.0f} | MALA acc {mala:.2f} | drift z {drift:+.1f} | "
+        f"ESS {ess:.0f} | MALA acc {mala:.2f} | drift z {drift:+.1f} (‖w−w*‖² {drift_dist:+.1f}) | "
         f"ε {attrs.get('step_size')} γ {attrs.get('gamma')} β {beta:.4g} n {samples.n}"
         + ("" if not problems else " | WARN: " + "; ".join(problems))
     )
@@ -183,9 +199,16 @@ def sgld_step_size(
     - every chain stays finite;
     - the mean probability that exact MALA would accept a Langevin move of that ε, along the
       chains, is ≥ ``target_accept``;
-    - the chains mix: the integrated autocorrelation time of nll, τ = draws/ESS, is at most
-      half the burn-in (a too small step never leaves w*: huge τ), and the trace does not
-      drift between its halves (|z| < 4);
+    - the chains mix: judged on the slow observable ‖w − w*‖² (recorded per draw by
+      :func:`~slt_thermo.sample_sgld` as ``sq_distance``), its integrated autocorrelation time
+      τ = draws/ESS is at most half the burn-in (a too small step never leaves w*: huge τ), and
+      neither it nor the nll trace drifts between its halves (|z| < 4). Not on the nll itself:
+      the minibatch nll is dominated by minibatch noise and by the stiff directions, which
+      equilibrate in a few steps, so its trace looks white (τ ≈ 1) even when the chains have
+      barely started to spread along the flat directions that set λ; ‖w − w*‖² is dominated by
+      exactly those directions (their relaxation takes ~1/(εγ) steps where only the
+      localization confines them). τ and drift of the nll are kept in the table as ``tau_nll``
+      and ``drift_z_nll``;
     - λ̂(ε) ≤ d/2 (+4 se): a learning coefficient cannot exceed d/2, and an unstable step
       throws the chains out of w*'s basin onto flat regions where the acceptance looks fine.
 
@@ -194,9 +217,14 @@ def sgld_step_size(
     fitted through the stable candidates (dropping the largest ε while it does not fit), and the
     largest stable ε with estimated relative bias (|c| + 2 se_c)·ε ≤ ``max_bias``·|λ₀| is
     returned; if the sweep cannot resolve the bias that well, the smallest stable ε, with a
-    warning. Returns ``(step_size, table)``: a pandas DataFrame of the candidates, with λ₀, c and
-    ``bias_certified`` in ``table.attrs``; raises :class:`SLTThermoError` if no candidate is
-    stable.
+    warning. If no *sound* candidate (finite, acceptance, λ̂ ≤ d/2) mixes, the largest sound ε
+    is returned (it spreads the chains fastest) with a warning that λ̂ will likely be too low:
+    typical of deep linear nets at their most singular true point, where the localization alone
+    (curvature γ) holds the dead-unit directions and ε ≤ 2/κ_max, so those directions relax in
+    ~1/(εγ) ≫ ``num_steps`` steps. Returns ``(step_size, table)``: a pandas DataFrame of the
+    candidates (``sound``, ``mixing``, ``stable``, ``chosen``, ...), with λ₀, c,
+    ``bias_certified`` and ``mixing`` in ``table.attrs``; raises :class:`SLTThermoError` if no
+    candidate is sound.
     """
     import pandas as pd
 
@@ -219,23 +247,47 @@ def sgld_step_size(
                             progress=False)
         healthy = bool(s.healthy.values.all())
         row = {"step_size": float(eps), "healthy": healthy, "mala_accept": 0.0, "tau": float("inf"),
-               "drift_z": float("nan"), "llc": float("nan"), "llc_se": float("nan")}
+               "drift_z": float("nan"), "tau_nll": float("inf"), "drift_z_nll": float("nan"),
+               "llc": float("nan"), "llc_se": float("nan")}
         if healthy:
             est = llc_from_samples(s, nll_center, beta=beta, num_params=d, warn=False)
-            tau = s.nll.size / max(est.details["ess"], 1e-12)
-            row.update(mala_accept=est.details["mala_accept"], drift_z=est.details["drift_z"],
-                       llc=est.value, llc_se=est.stderr, tau=tau)
-        row["stable"] = bool(healthy and row["mala_accept"] >= target_accept
-                             and row["tau"] <= (num_steps // 4) / 2 and abs(row["drift_z"]) < 4
-                             and row["llc"] - 4 * row["llc_se"] <= d / 2)
+            dist2 = np.asarray(s["sq_distance"].values[0], float)  # (chain, draw)
+            _, _, ess_dist2 = mean_se(dist2)
+            row.update(mala_accept=est.details["mala_accept"], llc=est.value, llc_se=est.stderr,
+                       tau=dist2.size / max(ess_dist2, 1e-12), drift_z=_drift_z(dist2),
+                       tau_nll=s.nll.size / max(est.details["ess"], 1e-12),
+                       drift_z_nll=est.details["drift_z"])
+        row["sound"] = bool(healthy and row["mala_accept"] >= target_accept
+                            and row["llc"] - 4 * row["llc_se"] <= d / 2)
+        row["mixing"] = bool(row["tau"] <= (num_steps // 4) / 2 and abs(row["drift_z"]) < 4
+                             and abs(row["drift_z_nll"]) < 4)
+        row["stable"] = row["sound"] and row["mixing"]
         rows.append(row)
     table = pd.DataFrame(rows)
     stable = table[table["stable"]].reset_index(drop=True)
     if stable.empty:
-        raise SLTThermoError(
-            "no candidate step size is stable (finite, MALA acceptance >= "
-            f"{target_accept}, mixing within the burn-in, no drift, LLC <= d/2):\n{table.to_string(index=False)}"
+        sound = table[table["sound"]]
+        if sound.empty:
+            raise SLTThermoError(
+                "no candidate step size is sound (finite, MALA acceptance >= "
+                f"{target_accept}, LLC <= d/2):\n{table.to_string(index=False)}"
+            )
+        # nothing mixes within the sweep: the largest sound ε spreads the chains fastest
+        chosen = float(sound["step_size"].max())
+        row = sound.loc[sound["step_size"].idxmax()]
+        warnings.warn(
+            f"sgld_step_size: no candidate ε mixes within the sweep ({num_steps} steps): "
+            f"‖w − w*‖² has τ = {row['tau']:.0f} draws (> {(num_steps // 4) / 2:g}) and drift "
+            f"z = {row['drift_z']:+.1f} even at the largest sound ε = {chosen:.3g}. The chains are "
+            "still spreading from w* along flat directions, so λ̂ is likely too LOW unless the run "
+            "is much longer than the sweep; using that ε. Consider more steps, "
+            "preconditioner='rmsprop', or a smaller gamma", stacklevel=2,
         )
+        table["bias_estimate"] = float("nan")
+        table["chosen"] = table["step_size"] == chosen
+        table.attrs.update(llc_extrapolated=float("nan"), bias_slope=float("nan"),
+                           bias_slope_se=float("nan"), bias_certified=False, mixing=False)
+        return chosen, table
     lam0, c, c_se = _bias_line(stable["step_size"].to_numpy(), stable["llc"].to_numpy(),
                                stable["llc_se"].to_numpy())
     table["bias_estimate"] = (abs(c) + 2 * c_se) * table["step_size"]
@@ -251,7 +303,8 @@ def sgld_step_size(
             "longer sweeps (num_steps) or a finer grid (candidates)", stacklevel=2,
         )
     table["chosen"] = table["step_size"] == chosen
-    table.attrs.update(llc_extrapolated=lam0, bias_slope=c, bias_slope_se=c_se, bias_certified=certified)
+    table.attrs.update(llc_extrapolated=lam0, bias_slope=c, bias_slope_se=c_se, bias_certified=certified,
+                       mixing=True)
     return chosen, table
 
 

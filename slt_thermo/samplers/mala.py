@@ -34,29 +34,44 @@ class MALAState(NamedTuple):
     i: jax.Array
 
 
-def _langevin_log_q(to, frm, grad_frm, eps):
-    """log q(to | frm) of the Langevin proposal, up to a constant shared by both directions."""
-    d = ravel_pytree(to)[0] - ravel_pytree(frm)[0] - 0.5 * eps * ravel_pytree(grad_frm)[0]
-    return -jnp.sum(d**2) / (2 * eps)
+def _langevin_log_q(to, frm, grad_frm, eps, precond=None):
+    """log q(to | frm) of the Langevin proposal, up to a constant shared by both directions.
+
+    ``precond``: an optional fixed diagonal preconditioner G (flat array), the proposal then
+    being N(frm + (ε/2) G ∇log p(frm), ε G).
+    """
+    g = ravel_pytree(grad_frm)[0]
+    if precond is None:
+        d = ravel_pytree(to)[0] - ravel_pytree(frm)[0] - 0.5 * eps * g
+        return -jnp.sum(d**2) / (2 * eps)
+    d = ravel_pytree(to)[0] - ravel_pytree(frm)[0] - 0.5 * eps * precond * g
+    return -jnp.sum(d**2 / precond) / (2 * eps)
 
 
-def langevin_step(key, logdensity_fn, u, logp, grad, eps):
-    """One MALA move: (proposal, its log density and gradient, acceptance probability)."""
+def langevin_step(key, logdensity_fn, u, logp, grad, eps, precond=None):
+    """One MALA move: (proposal, its log density and gradient, acceptance probability).
+
+    ``precond``: optional fixed diagonal preconditioner G (flat array, > 0): step εG per
+    coordinate (the acceptance ratio of that proposal, G held fixed both ways)."""
     flat, unravel = ravel_pytree(u)
     g = ravel_pytree(grad)[0]
     noise = jax.random.normal(key, flat.shape, flat.dtype)
-    prop = unravel(flat + 0.5 * eps * g + jnp.sqrt(eps) * noise)
+    if precond is None:
+        prop = unravel(flat + 0.5 * eps * g + jnp.sqrt(eps) * noise)
+    else:
+        prop = unravel(flat + 0.5 * eps * precond * g + jnp.sqrt(eps * precond) * noise)
     logp_prop, grad_prop = jax.value_and_grad(logdensity_fn)(prop)
-    log_ratio = (logp_prop + _langevin_log_q(u, prop, grad_prop, eps)
-                 - logp - _langevin_log_q(prop, u, grad, eps))
+    log_ratio = (logp_prop + _langevin_log_q(u, prop, grad_prop, eps, precond)
+                 - logp - _langevin_log_q(prop, u, grad, eps, precond))
     accept = jnp.where(jnp.isfinite(log_ratio), jnp.exp(jnp.minimum(log_ratio, 0.0)), 0.0)
     return prop, logp_prop, grad_prop, accept
 
 
-def langevin_acceptance(key, logdensity_fn, u, eps):
-    """Probability that MALA accepts a Langevin proposal of step ``eps`` from ``u``."""
+def langevin_acceptance(key, logdensity_fn, u, eps, precond=None):
+    """Probability that MALA accepts a Langevin proposal of step ``eps`` (times the optional
+    fixed diagonal preconditioner ``precond``) from ``u``."""
     logp, grad = jax.value_and_grad(logdensity_fn)(u)
-    return langevin_step(key, logdensity_fn, u, logp, grad, eps)[3]
+    return langevin_step(key, logdensity_fn, u, logp, grad, eps, precond)[3]
 
 
 class MALAConfig(NamedTuple):

@@ -45,7 +45,9 @@ class Kernel(NamedTuple):
     # optional: the kernel's own estimate of H at the recorded point (e.g. SGLD's minibatch nll),
     # recorded as ``nll`` instead of the full-data value when the config sets ``kernel_energy``
     energy: Callable | None = None  # state -> scalar
-    # optional: extra per-draw diagnostics computed only at recorded draws (not every step)
+    # optional: extra per-draw diagnostics computed only at recorded draws (not every step), and
+    # only at every ``diagnose_every``-th of them (NaN at the others): they may cost far more
+    # than a step (SGLD's full-batch MALA check)
     diagnose: Callable | None = None  # (key, state, beta) -> dict[str, scalar]
 
 
@@ -68,6 +70,7 @@ class Plan(NamedTuple):
     keep_params: bool
     keep_pointwise: bool
     kernel_energy: bool = False
+    diagnose_every: int = 1
 
 
 # ------------------------------------------------------------------------------ validation
@@ -122,18 +125,28 @@ def _run_chunk(config, plan: Plan, target: Target, states, acc, healthy, key, be
         states = jax.lax.fori_loop(0, n_inner, inner, states)
         w = jax.vmap(target.to_constrained)(jax.vmap(kernel.position)(states))
 
+        def diagnose(_):
+            keys = jax.random.split(jax.random.fold_in(kt, 0x7FFFFFFF), num)  # apart from step keys
+            return jax.vmap(kernel.diagnose)(keys, states, betas)
+
         def record(acc):
             extra = {"log_prior": jax.vmap(target.log_prior)(w)}
             if kernel.diagnose is not None:
-                keys = jax.random.split(jax.random.fold_in(kt, 0x7FFFFFFF), num)  # apart from step keys
-                extra.update(jax.vmap(kernel.diagnose)(keys, states, betas))
+                if plan.diagnose_every == 1:
+                    extra.update(diagnose(None))
+                else:  # a real branch (scalar predicate): the skipped draws cost nothing
+                    shapes = jax.eval_shape(diagnose, None)
+                    nan = lambda _: jax.tree_util.tree_map(
+                        lambda sd: jnp.full(sd.shape, jnp.nan, sd.dtype), shapes)
+                    last = (W + S - 1 - t) % plan.diagnose_every == 0  # aligned to the last draw
+                    extra.update(jax.lax.cond(last, diagnose, nan, None))
             if plan.keep_pointwise:
                 ll = jax.vmap(target.log_likelihood)(w)
                 acc, nll = _update_acc(acc, ll), -jnp.sum(ll, axis=1)
-            else:
-                nll = jax.vmap(target.nll)(w)
-            if plan.kernel_energy:
+            if plan.kernel_energy:  # the kernel's own estimate; the full-data H is never built
                 nll = jax.vmap(kernel.energy)(states)
+            elif not plan.keep_pointwise:
+                nll = jax.vmap(target.nll)(w)
             return acc, (nll, extra)
 
         def skip(acc):  # warmup or padding tick: same shapes as record, NaN values
@@ -194,6 +207,7 @@ def run(
     sampler: str = "",
     attrs: dict | None = None,
     kernel_energy: bool = False,
+    diagnose_every: int = 1,
 ) -> Samples:
     """Run ``config``'s kernel on every (β, chain) and return :class:`Samples`.
 
@@ -201,7 +215,11 @@ def run(
     with leading axes (num_betas, num_chains); by default each chain starts at
     ``target.init(key_i)``. ``keep_pointwise`` (default: True for data targets, False for
     population targets) keeps the per-example log-likelihood accumulators. ``kernel_energy``
-    records the kernel's own energy estimate (SGLD's minibatch Ĥ) as ``nll``.
+    records the kernel's own energy estimate (SGLD's minibatch Ĥ) as ``nll``. The kernel's
+    ``diagnose`` runs at the recorded draws S−1, S−1−k, S−1−2k, ... ≥ 0 (S draws, k =
+    ``diagnose_every``; the last draw always), NaN elsewhere; its
+    PRNG stream is apart from the steps', so k changes neither the chains nor the diagnostics at
+    the draws it keeps.
     """
     if not isinstance(target, Target):
         raise InvalidArgumentError(
@@ -214,6 +232,7 @@ def run(
     num_warmup = _positive_int(num_warmup, "num_warmup", 0)
     num_samples = _positive_int(num_samples, "num_samples")
     thinning = _positive_int(thinning, "thinning")
+    diagnose_every = _positive_int(diagnose_every, "diagnose_every")
     gamma = float(gamma)
     if gamma < 0 or not math.isfinite(gamma):
         raise InvalidArgumentError(f"`gamma` must be finite and >= 0, got {gamma}")
@@ -230,7 +249,7 @@ def run(
     chunk = chunk_size or max(1, min(ticks, math.ceil(ticks / 20), 250))
     chunk = _positive_int(chunk, "chunk_size")
     plan = Plan(num_warmup, num_samples, thinning, chunk, bool(keep_params), bool(keep_pointwise),
-                bool(kernel_energy))
+                bool(kernel_energy), diagnose_every)
 
     key_init, key_kernel, key_run = jax.random.split(key, 3)
     positions = _initial_positions(target, init, key_init, B, C)

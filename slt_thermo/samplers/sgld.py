@@ -7,10 +7,15 @@ One step, in the sampler's unconstrained space u (identity for unconstrained mod
 
 where Ĥ_B = (n/B) Σ_{i∈B} −log p(y_i|x_i, w) is the unbiased minibatch estimate of H = nL_n
 (B examples drawn uniformly with replacement each step), G = 1 without preconditioning and
-G = 1/(√V + δ) with V the running average of squared gradients under ``"rmsprop"``.
+G = 1/(√max(V, γ) + δ) under ``"rmsprop"``, V the exponential running average of squared
+gradients, started at their mean over 8 minibatches at the initial point. The floor γ (the
+localization's curvature; no floor without localization) keeps G finite at w*, where the
+gradients of the flat directions vanish: without it a chain started at w* takes steps of size
+√(ε/δ) there and runs off (‖w − w*‖² ~ 1e5 on a deep linear net). The MALA check of an RMSprop run scores the preconditioned proposal, G held fixed.
 SGLD has no accept/reject step: its stationary law differs from p^β by O(ε) and by the
 minibatch noise, so small steps matter; :func:`~slt_thermo.samplers.mala.langevin_acceptance`
-scores ε (recorded per draw as ``mala_accept``).
+scores ε (recorded as ``mala_accept`` at a bounded number of draws: it costs two full-data
+gradient passes, far more than a minibatch step).
 """
 
 from __future__ import annotations
@@ -24,11 +29,14 @@ from jax.flatten_util import ravel_pytree
 
 from ..errors import InvalidArgumentError
 from ..results import Samples
-from ..target import Target
+from ..target import Target, sq_distance
 from .mala import langevin_acceptance
 from .run import Kernel, _positive_int, run
 
 PRECONDITIONERS = (None, "rmsprop")
+NUM_DIAGNOSTICS = 50  # default cap on the recorded draws per chain that get the MALA check
+RMSPROP_WARMUP = 8  # minibatches whose mean squared gradient starts RMSprop's average
+DIAGNOSTIC_BUDGET = 0.25  # default cap on the MALA checks' nominal cost, a fraction of the steps'
 
 
 class SGLDState(NamedTuple):
@@ -55,11 +63,27 @@ class SGLDConfig(NamedTuple):
             nll = target.nll_batch(w, idx)
             return target.log_density_unconstrained(u, beta, center, gamma, idx), nll
 
+        rms = self.preconditioner == "rmsprop"
+        # RMSprop: V never below γ (the localization's curvature; 0 without one): at w* the
+        # gradients of flat directions vanish (dead units, population targets: all of them),
+        # and G = 1/(√V + δ) would blow up to 1/δ there
+        v_floor = gamma if center is not None else 0.0
+
+        def precond(sq):
+            return 1.0 / (jnp.sqrt(jnp.maximum(sq, v_floor)) + self.rmsprop_eps)
+
         def init(key, u, beta):
             flat = ravel_pytree(u)[0]
-            idx = jax.random.randint(key, (B,), 0, n)
-            _, nll = batch_logdensity(u, beta, idx)
-            return SGLDState(u, jnp.zeros_like(flat), nll, jnp.isfinite(nll))
+            if rms:  # warm start: V = mean squared minibatch gradient over RMSPROP_WARMUP batches
+                idx = jax.random.randint(key, (RMSPROP_WARMUP, B), 0, n)
+                grad_fn = jax.grad(batch_logdensity, has_aux=True)
+                grads, nlls = jax.vmap(lambda i: grad_fn(u, beta, i))(idx)
+                sq = jnp.mean(jax.vmap(lambda g: ravel_pytree(g)[0])(grads) ** 2, axis=0)
+                nll = nlls[0]
+            else:
+                _, nll = batch_logdensity(u, beta, jax.random.randint(key, (B,), 0, n))
+                sq = jnp.zeros_like(flat)
+            return SGLDState(u, sq, nll, jnp.isfinite(nll))
 
         def step(key, state, beta):
             k_batch, k_noise = jax.random.split(key)
@@ -67,10 +91,10 @@ class SGLDConfig(NamedTuple):
             (logp, nll), grad = jax.value_and_grad(batch_logdensity, has_aux=True)(state.position, beta, idx)
             flat, unravel = ravel_pytree(state.position)
             g = ravel_pytree(grad)[0]
-            if self.preconditioner == "rmsprop":
+            if rms:
                 a = self.rmsprop_decay
-                sq = jnp.where(jnp.all(state.sq_grad == 0), g**2, a * state.sq_grad + (1 - a) * g**2)
-                G = 1.0 / (jnp.sqrt(sq) + self.rmsprop_eps)
+                sq = a * state.sq_grad + (1 - a) * g**2
+                G = precond(sq)
             else:
                 sq, G = state.sq_grad, 1.0
             eps = self.step_size
@@ -79,15 +103,19 @@ class SGLDConfig(NamedTuple):
             ok = state.finite & jnp.all(jnp.isfinite(new)) & jnp.isfinite(logp)
             return SGLDState(unravel(new), sq, nll, ok)
 
-        def diagnose(key, state, beta):
+        def diagnose(key, state, beta):  # the next step's proposal (G as it stands), full data
             fn = lambda u: target.log_density_unconstrained(u, beta, center, gamma)
-            return {"mala_accept": langevin_acceptance(key, fn, state.position, self.step_size)}
+            G = precond(state.sq_grad) if rms else None
+            return {"mala_accept": langevin_acceptance(key, fn, state.position, self.step_size, G)}
 
         def finite(state):
             return state.finite
 
         def stats(state):
-            return {"step_size": jnp.asarray(self.step_size, state.nll.dtype)}
+            out = {"step_size": jnp.asarray(self.step_size, state.nll.dtype)}
+            if center is not None:  # a slow observable, for mixing checks (cheap: O(d))
+                out["sq_distance"] = sq_distance(target.to_constrained(state.position), center)
+            return out
 
         return Kernel(init=init, step=step, position=lambda s: s.position, stats=stats,
                       finite=finite, energy=lambda s: s.nll, diagnose=diagnose)
@@ -114,6 +142,7 @@ def sample_sgld(
     rmsprop_eps: float = 1e-8,
     progress: bool = True,
     chunk_size: int | None = None,
+    diagnose_every: int | None = None,
 ) -> Samples:
     """SGLD on p^β(w) ∝ φ(w) e^{−βnL_n(w)} (× e^{−γ/2‖w − center‖²}) at every β, vmapped chains.
 
@@ -126,8 +155,20 @@ def sample_sgld(
     - with ``eval_full_nll_every=k``: the full-data nL_n, evaluated every k-th step (a draw is
       recorded every k steps; ``thinning`` must then be 1).
 
-    Every recorded draw also gets ``mala_accept``: the probability that exact MALA would accept
-    a Langevin move of this ε from that point (full-batch), the discretization diagnostic.
+    Every k-th recorded draw, counted back from the last one (k = ``diagnose_every``), also gets
+    ``mala_accept``: the probability that exact MALA would accept a Langevin move of this ε from
+    that point under the full-data tempered (localized) density, the discretization diagnostic;
+    NaN at the other draws (average it with ``np.nanmean``). One check costs two full-data
+    gradient passes, nominally 2n/B minibatch steps (2 for population targets), so
+    ``diagnose_every=1`` on a large dataset makes the run many times slower. The default k gives
+    K = min(50, max(1, ⌊num_steps / (4 · 2n/B)⌋)) checks per chain: at most 50, and at most a
+    quarter of the nominal cost of the SGLD steps (in practice far less: the full-data passes
+    vectorize better than minibatch steps), but at least one. The checks draw their random
+    numbers apart from the chains': k changes neither the chains nor the values at the draws it
+    keeps.
+
+    With a ``center``, every draw also records ``sq_distance`` = ‖w − center‖², a slow observable
+    (it follows the flat directions that the minibatch nll hardly sees), for mixing checks.
     """
     if not (isinstance(step_size, (int, float)) and step_size > 0 and math.isfinite(step_size)):
         raise InvalidArgumentError(f"`step_size` must be a positive number, got {step_size!r}")
@@ -154,6 +195,11 @@ def sample_sgld(
         raise InvalidArgumentError(
             f"no draws: (num_steps − num_burnin) // thinning = {num_samples}; take more steps"
         )
+    if diagnose_every is None:
+        cost = 2.0 if target.is_population else 2.0 * target.n / batch_size  # in SGLD steps
+        checks = int(min(NUM_DIAGNOSTICS, max(1, DIAGNOSTIC_BUDGET * num_steps / cost)))
+        diagnose_every = max(1, math.ceil(num_samples / checks))
+    diagnose_every = _positive_int(diagnose_every, "diagnose_every")
     config = SGLDConfig(float(step_size), batch_size, preconditioner, float(rmsprop_decay),
                         float(rmsprop_eps), eval_full_nll_every is not None)
     return run(
@@ -161,8 +207,9 @@ def sample_sgld(
         num_samples=num_samples, key=key, thinning=thinning, keep_params=keep_params,
         keep_pointwise=False, init=init, center=center, gamma=gamma, progress=progress,
         chunk_size=chunk_size, sampler="sgld", kernel_energy=not config.full_nll,
+        diagnose_every=diagnose_every,
         attrs={"step_size": step_size, "batch_size": batch_size,
                "preconditioner": preconditioner or "none",
                "nll_kind": "full" if config.full_nll else "minibatch", "num_steps": num_steps,
-               "num_burnin": num_burnin},
+               "num_burnin": num_burnin, "diagnose_every": diagnose_every},
     )
