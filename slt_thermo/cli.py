@@ -1200,8 +1200,11 @@ def _llc_step_size(args, target, center, beta, batch, preconditioner, key):
         certified = bool(table.attrs.get("bias_certified"))
         return {"step_size": float(eps), "rule": "sweep", "bias_certified": certified,
                 "table": table.to_dict(orient="records"), "short": "sweep: st.sgld_step_size",
-                "text": "st.sgld_step_size sweep: " + ("the largest stable ε with ε-bias <= 5%" if certified
-                                                        else "the smallest stable ε (ε-bias not certified)")}
+                "text": "st.sgld_step_size sweep: " + (
+                    "no candidate mixed; the largest sound ε (λ̂ likely too low)"
+                    if not table.attrs.get("mixing", True)
+                    else "the largest stable ε with ε-bias <= 5%" if certified
+                    else "the smallest stable ε (ε-bias not certified)")}
     return {"step_size": float(args.step_size), "rule": "given", "text": "given by --step-size",
             "short": "given by --step-size"}
 
