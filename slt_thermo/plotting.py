@@ -341,7 +341,7 @@ def free_energy_vs_n(ds: xr.Dataset, *, truth=None, multiplicity=None, path=None
     y = y - a * ns
     fig, ax = _axes(ax)
     ax.errorbar(logn, y, yerr=2 * se, fmt="o", ms=5, capsize=3, color="C0", zorder=3,
-                label=("F$_n$ − nL$_n$(w$_0$)" if known else "F$_n$ − $\\hat a$n") + " by TI (± 2 MC errors)")
+                label=("F$_n$ − nL$_n$(w$_0$)" if known else "F$_n$ − $\\hat a$n") + f" by {ds.attrs.get('free_energy_by', 'TI')} (± 2 MC errors)")
     g = np.linspace(logn.min(), logn.max(), 100)
     fit = np.stack([g, -np.log(g), np.ones_like(g)], axis=1) @ coef[:3]
     lam_hat = ds.attrs.get("lambda_hat", coef[0])

@@ -241,7 +241,7 @@ def free_energy_vs_n(model_or_factory, ns, betas=None, *, key, data=None, method
     ds["F_n"] = ds["F"].isel(beta=-1)
     fit = fit_free_energy(np.array(ns), ds["F_n"].values, ds["F_se"].isel(beta=-1).values,
                           ds["nll_true"].values)
-    ds.attrs.update(fit)
+    ds.attrs.update(fit, free_energy_by="population annealing" if sampler is population_annealing else "TI")
     return ds
 
 
