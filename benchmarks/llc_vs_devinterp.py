@@ -41,7 +41,7 @@ What is matched, exactly (both float32, both start every chain at w* = ``m.true_
   init_loss (the mean over the first ``num_chains`` batches) is also reported: it is a noisy
   estimate of L_n(w*) whose error is multiplied by nβ (column ``dv λ̂ (default init)``).
 - ε: the same for both, per model: ε = 1/(2κ̂) (a quarter of the Langevin stability limit 2/κ̂),
-  with κ̂ = λ_max(β∇²H(w*)) + γ by power iteration on the full data. ``st.llc(step_size=None)``
+  with κ̂ = λ_max(β∇²H(w*) − ∇²log φ) + γ (st.max_curvature) on the full data. ``st.llc(step_size=None)``
   would run ``st.sgld_step_size`` (11 candidates × 8 chains × 2000 steps, 50 full-batch MALA
   checks per chain): minutes per model on 2 cores, so only with ``--picker`` (smallest model).
 - Differences that remain: st draws each minibatch with replacement, devinterp's shuffled
@@ -251,24 +251,11 @@ def cpu_seconds():
     return r.ru_utime + r.ru_stime
 
 
-def kappa_max(target, center, beta, gamma, iters=40):
-    """λ_max(β∇²H(w*)) + γ by power iteration (full data, Hessian-vector products)."""
-    import jax
-    import jax.numpy as jnp
-    from jax.flatten_util import ravel_pytree
+def kappa_max(target, center, beta, gamma):
+    """κ̂ of the localized tempered log density at w* (st.max_curvature: prior included)."""
+    import slt_thermo as st
 
-    flat, unravel = ravel_pytree(jax.tree_util.tree_map(jnp.asarray, center))
-    f = lambda v: beta * target.nll(unravel(v))
-    hvp = jax.jit(lambda v, u: jax.jvp(jax.grad(f), (v,), (u,))[1])
-    u = jax.random.normal(jax.random.PRNGKey(0), flat.shape, flat.dtype)
-    u = u / jnp.linalg.norm(u)
-    lam = 0.0
-    for _ in range(iters):
-        h = hvp(flat, u)
-        lam = float(u @ h)
-        u = h / jnp.linalg.norm(h)
-    return lam + gamma
-
+    return st.max_curvature(target, center, beta=beta, gamma=gamma)
 
 def make_model(widths, r, n, seed):
     import jax

@@ -22,7 +22,7 @@ from .errors import (
     SLTThermoError,
     TooFewHealthyChainsError,
 )
-from .llc import llc, sgld_step_size
+from .llc import llc, max_curvature, sgld_step_size
 from .results import Estimate, Samples, load
 from .samplers import (
     AnnealingResult,
@@ -73,6 +73,7 @@ __all__ = [
     "free_energy_vs_n",
     "ladder",
     "llc",
+    "max_curvature",
     "load",
     "observables",
     "plotting",

@@ -1138,42 +1138,6 @@ def _llc_truth(args, lam, center_text):
                     "most singular point of the true set"}
 
 
-def _power_iteration(target, center, beta, gamma, iters=60, tol=1e-4):
-    """κ̂ = the largest |eigenvalue| of −∇²log p(u) at w* (unconstrained space: the localized,
-    tempered log density the sampler moves on, prior and Jacobian included), full data. Hessian-
-    vector products by forward-over-reverse autodiff, or by central differences of the gradient
-    where autodiff gives NaN (e.g. w**k with a float k at w = 0)."""
-    import jax
-    import jax.numpy as jnp
-    from jax.flatten_util import ravel_pytree
-
-    flat, unravel = ravel_pytree(target.to_unconstrained(center))
-    center_j = jax.tree_util.tree_map(jnp.asarray, center)
-
-    def f(tg, v):
-        return -tg.log_density_unconstrained(unravel(v), beta, center_j, gamma)
-
-    grad = jax.grad(f, argnums=1)
-    exact_hvp = jax.jit(lambda tg, v, t: jax.jvp(lambda x: grad(tg, x), (v,), (t,))[1])
-    h = 1e-3 * (1.0 + float(jnp.max(jnp.abs(flat))) if flat.size else 1.0)
-    fd_hvp = jax.jit(lambda tg, v, t: (grad(tg, v + h * t) - grad(tg, v - h * t)) / (2 * h))
-    t = jax.random.normal(jax.random.PRNGKey(0), flat.shape, flat.dtype)
-    t = t / jnp.linalg.norm(t)
-    hvp = exact_hvp if bool(jnp.all(jnp.isfinite(exact_hvp(target, flat, t)))) else fd_hvp
-    kappa = float("nan")
-    for _ in range(iters):
-        hv = hvp(target, flat, t)
-        new = abs(float(t @ hv))
-        norm = float(jnp.linalg.norm(hv))
-        if not (math.isfinite(norm) and norm > 0):
-            return float("nan")
-        t = hv / norm
-        if math.isfinite(kappa) and abs(new - kappa) <= tol * new:
-            return new
-        kappa = new
-    return kappa
-
-
 def _auto_step(kappa, halvings, accept=None):
     rule = "1/(4κ̂)" + (f"/2^{halvings}" if halvings else "")
     text = f"auto: ε = {rule}, κ̂ = {kappa:.4g} the largest curvature of the localized log density at w*"
@@ -1188,7 +1152,7 @@ def _llc_step_size(args, target, center, beta, batch, preconditioner, key):
     import slt_thermo as st
 
     if args.step_size == "auto":
-        kappa = _power_iteration(target, center, beta, args.gamma)
+        kappa = st.max_curvature(target, center, beta=beta, gamma=args.gamma)
         if not (math.isfinite(kappa) and kappa > 0):
             raise UsageError("--step-size", "auto could not estimate the curvature at w* (non-finite Hessian); "
                                             "give --step-size EPS")

@@ -206,3 +206,16 @@ def test_llc_on_reduced_rank_within_ten_percent(M, N, H, r):
                  key=jax.random.PRNGKey(M * 10 + N), progress=False)
     lam = float(m.rlct)
     assert abs(est.value - lam) < 0.1 * lam, (lam, repr(est))
+
+
+def test_max_curvature_is_the_exact_hessian_eigenvalue_on_linear_regression():
+    """−∇²log p = β XᵀX/σ² + αI + γI for the conjugate model: power iteration finds its top
+    eigenvalue, which is what ``slt-thermo llc``'s ε = 1/(4κ̂) rule rests on."""
+    m = models.linear_regression(d=3)
+    data = m.simulate(jax.random.PRNGKey(0), 200)
+    target = st.Target(m, data)
+    beta, gamma = 0.3, 10.0
+    X = np.asarray(data["x"], dtype=np.float64)
+    H = beta * X.T @ X / m.sigma**2 + (m.alpha + gamma) * np.eye(3)
+    kappa = st.max_curvature(target, m.true_params, beta=beta, gamma=gamma)
+    np.testing.assert_allclose(kappa, np.linalg.eigvalsh(H)[-1], rtol=1e-3)
