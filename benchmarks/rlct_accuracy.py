@@ -167,7 +167,7 @@ def main(argv=None):
                    help="sizes for the population F-vs-n fit (its cost does not grow with n)")
     p.add_argument("--replicates", type=int, default=1,
                    help="datasets per (model, n); > 1 reports the mean over datasets ± sd/√R")
-    p.add_argument("--cases", default="", help="comma-separated substrings of case names")
+    p.add_argument("--cases", default="", help="comma-separated substrings of case names, or one whole name (e.g. 'reduced_rank(4,4,3,1)')")
     p.add_argument("--quick", action="store_true", help="tiny settings, for a smoke run")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = p.parse_args(argv)
@@ -177,7 +177,9 @@ def main(argv=None):
         args.fit_ns = "300,1000,3000"
     ns = [int(v) for v in args.ns.split(",")]
     fit_ns = [int(v) for v in args.fit_ns.split(",")]
-    wanted = [c for c in CASES if not args.cases or any(s in c for s in args.cases.split(","))]
+    # case names hold commas ("reduced_rank(4,4,3,1)"): a whole name or substring matches as is
+    whole = [c for c in CASES if args.cases and args.cases in c]
+    wanted = whole or [c for c in CASES if not args.cases or any(s in c for s in args.cases.split(","))]
 
     warnings.simplefilter("ignore")
     results = {"machine": machine(), "settings": vars(args) | {"ladder": "around_wbic(n, 5, width=2)"},
