@@ -219,6 +219,28 @@ def test_adaptive_schedule_stops_at_the_cap(linreg, pa_linreg):
     assert part is not None and part.betas.size == 4 and part.betas[-1] < 1.0
 
 
+def test_delta_beta_underflow_stops_with_an_error(linreg, monkeypatch):
+    """An energy gap no representable Δβ can bridge (1e300 nats) makes the bisection return 0,
+    and the driver then stops with AnnealingStalledError (carrying the partial result) instead
+    of looping at a fixed β."""
+    from slt_thermo.samplers import population as pa
+
+    assert pa._next_dbeta(np.array([[0.0, 1e300, 1.0, 2.0]]), 0.5, 1.0, 0.9) == 0.0
+    _, _, target = linreg
+    calls = []
+
+    def stalls_on_the_second_rung(H, beta, beta_max, target_ess):
+        calls.append(beta)
+        return 0.0 if len(calls) > 1 else 1e-3
+
+    monkeypatch.setattr(pa, "_next_dbeta", stalls_on_the_second_rung)
+    with pytest.raises(AnnealingStalledError, match="underflowed") as err:
+        population_annealing(target, num_particles=400, num_runs=4, target_ess=0.9, mcmc_steps=1,
+                             key=jax.random.PRNGKey(7), progress=False)
+    assert len(calls) == 2 and err.value.partial is not None
+    np.testing.assert_allclose(err.value.partial.betas, [0.0, 1e-3])
+
+
 def test_needs_exact_prior_draws():
     """A model without sample_prior (its init is not a prior draw) needs init_particles."""
     target = st.Target.from_functions(  # a user's model: its init is not a prior draw
