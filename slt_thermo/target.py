@@ -317,8 +317,8 @@ class Target:
         out = [x if t is None else t(x) for t, x in zip(transforms, leaves)]
         return jax.tree_util.tree_unflatten(treedef, out)
 
-    def log_density_unconstrained(self, u, beta, center=None, gamma=0.0, idx=None):
-        """The tempered log density pushed to unconstrained space (log-Jacobian included)."""
+    def constrain_with_logdet(self, u):
+        """(w, log|det ∂w/∂u|): model-space params and the log-Jacobian of the map from ``u``."""
         transforms, treedef = _flat_transforms(self.support, u)
         leaves = jax.tree_util.tree_leaves(u)
         w_leaves, logdet = [], 0.0
@@ -329,7 +329,11 @@ class Target:
                 w = t(x)
                 w_leaves.append(w)
                 logdet = logdet + jnp.sum(t.log_abs_det_jacobian(x, w))
-        w = jax.tree_util.tree_unflatten(treedef, w_leaves)
+        return jax.tree_util.tree_unflatten(treedef, w_leaves), logdet
+
+    def log_density_unconstrained(self, u, beta, center=None, gamma=0.0, idx=None):
+        """The tempered log density pushed to unconstrained space (log-Jacobian included)."""
+        w, logdet = self.constrain_with_logdet(u)
         return self.log_density(w, beta, center, gamma, idx) + logdet
 
     # ----------------------------------------------------------------- init

@@ -76,7 +76,7 @@ from scipy.special import logsumexp as _np_logsumexp
 
 from ..errors import InvalidArgumentError, SLTThermoError
 from ..results import Estimate, Samples, clean_attrs
-from ..target import Target, _check_key, _flat_transforms
+from ..target import Target, _check_key
 from .run import _leaf_names, _progress_bar, _version
 
 SCHEMES = ("systematic", "multinomial", "residual")
@@ -179,17 +179,7 @@ class _Tuning(NamedTuple):
 # ============================================================================== energy pieces
 def _prior_and_energy(target: Target, u):
     """(log φ(w) + log|det J|, H(w)) at unconstrained ``u`` (a params pytree)."""
-    transforms, treedef = _flat_transforms(target.support, u)
-    leaves = jax.tree_util.tree_leaves(u)
-    w_leaves, logdet = [], 0.0
-    for t, x in zip(transforms, leaves):
-        if t is None:
-            w_leaves.append(x)
-        else:
-            w = t(x)
-            w_leaves.append(w)
-            logdet = logdet + jnp.sum(t.log_abs_det_jacobian(x, w))
-    w = jax.tree_util.tree_unflatten(treedef, w_leaves)
+    w, logdet = target.constrain_with_logdet(u)
     return target.log_prior(w) + logdet, target.nll(w)
 
 
