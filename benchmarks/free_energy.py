@@ -35,15 +35,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _machine import load_avg, machine_info
 
 import slt_thermo as st
 from slt_thermo import exact, models
@@ -76,39 +74,6 @@ def parse_args(argv=None):
 
 
 # ----------------------------------------------------------------------------- machine
-def _version(pkg):
-    try:
-        return version(pkg)
-    except PackageNotFoundError:
-        return "not installed"
-
-
-def machine_info():
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(), "python": platform.python_version(), "cpu": cpu,
-        "cpu_count": os.cpu_count(), "cpus_usable": usable,
-        "jax_backend": jax.default_backend(), "jax_devices": [str(d) for d in jax.devices()],
-        "x64": bool(jax.config.jax_enable_x64),
-        "versions": {p: _version(p) for p in ("jax", "jaxlib", "numpyro", "slt-thermo")},
-    }
-
-
-def load_avg():
-    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
-
-
 # ----------------------------------------------------------------------------- problems
 def problems(args):
     out = {}

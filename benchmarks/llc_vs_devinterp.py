@@ -88,6 +88,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_seconds, load_avg
+from _machine import machine_info as _machine_info
 
 HERE = Path(__file__).resolve()
 RESULTS = HERE.parent / "results" / "llc_vs_devinterp.json"
@@ -221,34 +223,7 @@ def run_devinterp(m, data, cfg, tmp):
 
 # ============================================================================ slt_thermo side
 def machine_info():
-    from importlib.metadata import version
-
-    import jax
-
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(), "python": platform.python_version(), "cpu": cpu,
-        "cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
-        "jax_backend": jax.default_backend(), "jax_devices": [str(d) for d in jax.devices()],
-        "versions": {p: version(p) for p in ("jax", "jaxlib", "slt-thermo")},
-        "devinterp_venv": str(VENV), "devinterp_versions": devinterp_versions(),
-    }
-
-
-def load_avg():
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-def cpu_seconds():
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    return _machine_info() | {"devinterp_venv": str(VENV), "devinterp_versions": devinterp_versions()}
 
 
 def kappa_max(target, center, beta, gamma):

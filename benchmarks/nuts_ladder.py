@@ -31,18 +31,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import resource
 import sys
 import time
 from contextlib import contextmanager
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _machine import cpu_seconds, load_avg, machine_info
 
 import slt_thermo as st
 from slt_thermo import models
@@ -81,44 +78,6 @@ def ladder(n, num_betas):
 
 
 # ----------------------------------------------------------------------------- machine
-def _version(pkg):
-    try:
-        return version(pkg)
-    except PackageNotFoundError:
-        return "not installed"
-
-
-def _cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine_info():
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": usable,
-        "load_avg_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "jax_backend": jax.default_backend(),
-        "jax_devices": [str(d) for d in jax.devices()],
-        "jax_device_count": jax.device_count(),
-        "x64": bool(jax.config.jax_enable_x64),
-        "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
-        "versions": {p: _version(p) for p in ("jax", "jaxlib", "numpyro", "slt-thermo", "arviz")},
-    }
-
-
 def machine_line(m):
     v = m["versions"]
     return (f"{m['platform']} | {m['cpu']} | {m['cpu_count']} CPUs ({m['cpus_usable']} usable) | "
@@ -148,16 +107,6 @@ class CompileClock:
         box = {}
         yield box
         box["compile_s"] = _union_length(self.spans[first:])
-
-
-def cpu_seconds():
-    """User + system CPU seconds of this process so far (all XLA threads)."""
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def load_avg():
-    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
 def _union_length(spans):

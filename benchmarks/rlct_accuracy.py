@@ -22,12 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 import warnings
 
 import jax
 import numpy as np
+from _machine import machine_info
 
 import slt_thermo as st
 from slt_thermo import exact, models
@@ -45,17 +45,6 @@ CASES = {
     "gaussian_mixture (m=2)": lambda: models.gaussian_mixture(),
 }
 METHODS = ("two_temperature", "ols", "specific_heat")
-
-
-def machine():
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "jax": jax.__version__,
-        "backend": jax.default_backend(),
-        "devices": [str(d) for d in jax.devices()],
-    }
 
 
 def estimate_case(model, n, args, seed):
@@ -182,7 +171,7 @@ def main(argv=None):
     wanted = whole or [c for c in CASES if not args.cases or any(s in c for s in args.cases.split(","))]
 
     warnings.simplefilter("ignore")
-    results = {"machine": machine(), "settings": vars(args) | {"ladder": "around_wbic(n, 5, width=2)"},
+    results = {"machine": machine_info(), "settings": vars(args) | {"ladder": "around_wbic(n, 5, width=2)"},
                "cases": []}
     t0 = time.perf_counter()
     for i, name in enumerate(wanted):
