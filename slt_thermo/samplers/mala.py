@@ -21,7 +21,7 @@ from jax.flatten_util import ravel_pytree
 from ..errors import InvalidArgumentError
 from ..results import Samples
 from ..target import Target
-from .run import Kernel, run
+from .run import Kernel, all_finite, run
 
 
 class MALAState(NamedTuple):
@@ -117,10 +117,7 @@ class MALAConfig(NamedTuple):
                     "lp": state.logdensity}
 
         def finite(state):
-            ok = jnp.isfinite(state.logdensity)
-            for leaf in jax.tree_util.tree_leaves(state.position):
-                ok = ok & jnp.all(jnp.isfinite(leaf))
-            return ok
+            return all_finite(state.logdensity, state.position)
 
         return Kernel(init=init, step=step, position=lambda s: s.position, stats=stats, finite=finite)
 

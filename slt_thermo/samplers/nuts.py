@@ -15,13 +15,12 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 
 from ..errors import InvalidArgumentError
 from ..results import Samples
 from ..target import Target
-from .run import Kernel, run
+from .run import Kernel, all_finite, run
 
 
 class HMCConfig(NamedTuple):
@@ -79,10 +78,7 @@ class HMCConfig(NamedTuple):
             return out
 
         def finite(state):
-            ok = jnp.isfinite(state.potential_energy)
-            for leaf in jax.tree_util.tree_leaves(state.z):
-                ok = ok & jnp.all(jnp.isfinite(leaf))
-            return ok
+            return all_finite(state.potential_energy, state.z)
 
         return Kernel(init=init, step=step, position=lambda s: s.z, stats=stats, finite=finite)
 

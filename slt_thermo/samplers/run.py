@@ -74,6 +74,15 @@ class Plan(NamedTuple):
 
 
 # ------------------------------------------------------------------------------ validation
+def all_finite(energy, position) -> jax.Array:
+    """True when the energy and every entry of the position pytree are finite (a kernel's
+    ``finite``: a chain that fails it is marked unhealthy)."""
+    ok = jnp.isfinite(energy)
+    for leaf in jax.tree_util.tree_leaves(position):
+        ok = ok & jnp.all(jnp.isfinite(leaf))
+    return ok
+
+
 def validate_betas(betas) -> np.ndarray:
     b = np.atleast_1d(np.asarray(betas, dtype=float))
     if b.ndim != 1 or b.size == 0:
