@@ -234,8 +234,9 @@ def sgld_step_size(
 ):
     """Pick an SGLD step size by a short sweep: stable, mixing, and with small ε-bias.
 
-    Each candidate ε (default: 11 values from 1e-4/(nβ) to 10/(nβ), geometric: the curvature of
-    βH grows like nβ, and so does the largest stable step) runs ``num_chains``
+    Each candidate ε (default: 11 geometric values from 1e-4/(nβ) to 10/(nβ): the curvature of
+    βH grows like nβ, and so does the largest stable step; with ``preconditioner="rmsprop"``,
+    from 1e-3/√κ̂ to 1/√κ̂, κ̂ = :func:`max_curvature`, since G ≈ 1/√curvature) runs ``num_chains``
     localized SGLD chains of ``num_steps`` steps from w*, discarding the first quarter, and
     estimates λ̂(ε). A candidate is *stable* when
 
@@ -251,7 +252,12 @@ def sgld_step_size(
       barely started to spread along the flat directions that set λ; ‖w − w*‖² is dominated by
       exactly those directions (their relaxation takes ~1/(εγ) steps where only the
       localization confines them). τ and drift of the nll are kept in the table as ``tau_nll``
-      and ``drift_z_nll``;
+      and ``drift_z_nll``. With ``preconditioner="rmsprop"`` the τ test is on the nll instead
+      (the drift tests stay): G ≈ 1/√γ on the dead-unit coordinates lets them relax in
+      ~1/(ε√γ) steps, and what stays slow in ‖w − w*‖² is the motion along symmetry orbits
+      (A → cA, B → B/c) through the stiff coordinates, where G is small; L_n is constant
+      along those orbits, so they do not bias λ̂ (on reduced_rank(5, 3, 2, 1) τ of ‖w − w*‖²
+      is ~1000 draws at every candidate, with no drift);
     - λ̂(ε) ≤ d/2 (+4 se): a learning coefficient cannot exceed d/2, and an unstable step
       throws the chains out of w*'s basin onto flat regions where the acceptance looks fine.
 
@@ -273,10 +279,10 @@ def sgld_step_size(
 
     beta = _default_beta(target) if beta is None else float(beta)
     batch_size = min(target.n, 256) if batch_size is None else batch_size
-    if candidates is None:  # the curvature of βH scales with nβ: so does the stable ε
-        candidates = np.geomspace(1e-4, 10.0, 11) / (target.n * beta)
-    candidates = np.asarray(candidates, float)
     center = jax.tree_util.tree_map(lambda x: np.asarray(x, dtype=np.float32), center)
+    if candidates is None:
+        candidates = _default_candidates(target, center, beta, gamma, preconditioner)
+    candidates = np.asarray(candidates, float)
     nll_center = float(target.nll(center))
     d = _num_params(center)
     rows = []
@@ -302,7 +308,8 @@ def sgld_step_size(
                        drift_z_nll=est.details["drift_z"])
         row["sound"] = bool(healthy and row["mala_accept"] >= target_accept
                             and row["llc"] - 4 * row["llc_se"] <= d / 2)
-        row["mixing"] = bool(row["tau"] <= (num_steps // 4) / 2 and abs(row["drift_z"]) < 4
+        slow_tau = row["tau"] if preconditioner is None else row["tau_nll"]
+        row["mixing"] = bool(slow_tau <= (num_steps // 4) / 2 and abs(row["drift_z"]) < 4
                              and abs(row["drift_z_nll"]) < 4)
         row["stable"] = row["sound"] and row["mixing"]
         rows.append(row)
@@ -349,6 +356,19 @@ def sgld_step_size(
     table.attrs.update(llc_extrapolated=lam0, bias_slope=c, bias_slope_se=c_se, bias_certified=certified,
                        mixing=True)
     return chosen, table
+
+
+def _default_candidates(target, center, beta, gamma, preconditioner):
+    """The sweep's ε grid. Plain SGLD: 11 values from 1e-4/(nβ) to 10/(nβ) (the curvature of βH
+    grows like nβ, and so does the largest stable step). RMSprop: G ≈ 1/√h in a direction of
+    curvature h (V ≈ E[g²] ≈ h once the chain has spread), so the stable bound is ε ≲ 2/√κ̂ with
+    κ̂ = :func:`max_curvature`: 11 values from 1e-3/√κ̂ to 1/√κ̂."""
+    if preconditioner is None:
+        return np.geomspace(1e-4, 10.0, 11) / (target.n * beta)
+    kappa = max_curvature(target, center, beta=beta, gamma=gamma)
+    if not (math.isfinite(kappa) and kappa > 0):
+        raise SLTThermoError("sgld_step_size: the curvature at `center` is not finite; give `candidates`")
+    return np.geomspace(1e-3, 1.0, 11) / math.sqrt(kappa)
 
 
 def _bias_line(eps, lam, se):
