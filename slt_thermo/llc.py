@@ -72,7 +72,14 @@ def llc(
         beta: inverse temperature; default 1/log n.
         step_size: SGLD ε; None picks one with :func:`sgld_step_size` (documented there).
         gamma: localization strength γ (0 for none: only sensible with a compact prior).
-        num_chains, num_steps, num_burnin, batch_size, preconditioner, thinning,
+        preconditioner: None (plain SGLD) or ``"rmsprop"`` (adapted during burn-in, then held
+            fixed). Recommended for networks: at a singular w* the stiff live weights limit plain
+            SGLD's ε so much that the dead-unit directions never spread (λ̂ too low), while
+            RMSprop's G ≈ 1/√curvature lets them move. On reduced_rank(4, 4, 3, 1), n = 1e6,
+            γ = 100: 5.41 ± 0.19 against NUTS's 5.45 ± 0.05 on the same localized posterior
+            (plain SGLD: 4.48 ± 0.19). Give it enough steps: the dead directions relax in
+            ~1/(ε√γ) steps.
+        num_chains, num_steps, num_burnin, batch_size, thinning,
         eval_full_nll_every, diagnose_every: as in :func:`~slt_thermo.sample_sgld`
             (``batch_size`` defaults to min(n, 256); the MALA check runs on at most 50 draws
             per chain, fewer when full-data passes are costly, unless ``diagnose_every`` says

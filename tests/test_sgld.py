@@ -159,6 +159,20 @@ def test_rmsprop_from_a_singular_true_point_stays_local():
     assert 0 < est.value < m.num_params / 2 and est.details["mala_accept"] > 0.5, repr(est)
 
 
+def test_rmsprop_without_localization_stays_in_the_basin():
+    """γ = 0 at w* = 0 of K = w⁴ (population: every gradient vanishes there): the floor on V was
+    γ = 0, so G = 1/δ and the chains jumped to the prior's edge (λ̂ ≈ 1086 > d/2). With the floor
+    max(γ, 1), G ≤ 1 and λ̂ stays a learning coefficient."""
+    m = models.monomial(2)
+    t = st.Target.population(m, 10_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = st.llc(t, m.true_params, gamma=0.0, step_size=1e-3, preconditioner="rmsprop",
+                     num_chains=4, num_steps=2000, num_burnin=500, key=jax.random.PRNGKey(0),
+                     progress=False)
+    assert est.details["unhealthy"] == 0 and 0 < est.value < 0.5, repr(est)  # d/2 = 1/2
+
+
 def test_step_size_sweep_judges_mixing_on_the_distance_to_w_star(linreg):
     """Steps far too small for the chains to leave w* within the sweep: the minibatch nll trace
     is white (τ ≈ 1), ‖w − w*‖² is not; the sweep says so and takes the largest sound ε."""

@@ -7,17 +7,17 @@ One step, in the sampler's unconstrained space u (identity for unconstrained mod
 
 where Ĥ_B = (n/B) Σ_{i∈B} −log p(y_i|x_i, w) is the unbiased minibatch estimate of H = nL_n
 (B examples drawn uniformly with replacement each step), G = 1 without preconditioning and
-G = 1/(√max(V, γ) + δ) under ``"rmsprop"``, V the exponential running average of squared
+G = 1/(√max(V, γ, 1) + δ) under ``"rmsprop"``, V the exponential running average of squared
 gradients, started at their mean over 8 minibatches at the initial point and updated during
 burn-in only: G is then held fixed, so the recorded draws come from Langevin dynamics with a
 constant diagonal mass, whose stationary law is exactly p^β (up to the O(ε) discretization).
 pSGLD (Li et al. 2016, and devinterp's RMSprop-SGLD) keeps adapting G and drops the correction
 term Γ = ∇·G that a position-dependent G needs; that is biased (on reduced_rank(5, 3, 2, 1) at
 n = 1e6 it gave λ̂ 5.2–5.6 against NUTS's 4.30), so it is offered as ``"rmsprop_adaptive"`` only
-for comparison with those tools. The floor γ (the
-localization's curvature; no floor without localization) keeps G finite at w*, where the
-gradients of the flat directions vanish: without it a chain started at w* takes steps of size
-√(ε/δ) there and runs off (‖w − w*‖² ~ 1e5 on a deep linear net). The MALA check of an RMSprop run scores the preconditioned proposal, G held fixed.
+for comparison with those tools. The floor max(γ, 1) on V (γ: the
+localization's curvature) keeps G ≤ 1 and finite at w*, where the gradients of the flat
+directions vanish: without it a chain started at w* takes steps of size √(ε/δ) there and runs
+off (‖w − w*‖² ~ 1e5 on a deep linear net). The MALA check of an RMSprop run scores the preconditioned proposal, G held fixed.
 SGLD has no accept/reject step: its stationary law differs from p^β by O(ε) and by the
 minibatch noise, so small steps matter; :func:`~slt_thermo.samplers.mala.langevin_acceptance`
 scores ε (recorded as ``mala_accept`` at a bounded number of draws: it costs two full-data
@@ -72,10 +72,12 @@ class SGLDConfig(NamedTuple):
             return target.log_density_unconstrained(u, beta, center, gamma, idx), nll
 
         rms = self.preconditioner in ("rmsprop", "rmsprop_adaptive")
-        # RMSprop: V never below γ (the localization's curvature; 0 without one): at w* the
+        # RMSprop: V never below max(γ, 1) (γ: the localization's curvature): at w* the
         # gradients of flat directions vanish (dead units, population targets: all of them),
-        # and G = 1/(√V + δ) would blow up to 1/δ there
-        v_floor = gamma if center is not None else 0.0
+        # and G = 1/(√V + δ) would blow up to 1/δ there (with γ = 0 a chain at w* = 0 of
+        # K = w⁴ jumped to the prior's edge, λ̂ ~ 1e3). So G ≤ 1: never a longer step than
+        # plain SGLD's at the same ε
+        v_floor = jnp.maximum(gamma, 1.0) if center is not None else 1.0
 
         def precond(sq):
             return 1.0 / (jnp.sqrt(jnp.maximum(sq, v_floor)) + self.rmsprop_eps)
