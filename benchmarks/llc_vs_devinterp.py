@@ -17,6 +17,13 @@ Two parts, both printed and written to ``benchmarks/results/llc_vs_devinterp.jso
    batch min(n, 256), γ = 100, β = 1/log n; except ε, see below) against Aoyagi's λ, for random
    m = 1 DLNs, and of devinterp with the same settings on the first ``--acc-devinterp`` of them
    (devinterp runs ~8000 sequential steps per DLN: about a minute each on a loaded 2-core box).
+   Two more columns per DLN: ``st.llc(preconditioner="rmsprop")`` with its ε picked by
+   ``st.sgld_step_size`` (RMSprop adapted during burn-in, then held fixed), and **NUTS on the
+   same localized tempered posterior** (4 chains × 500 draws after 500 warmup, tree depth ≤ 8;
+   ``--no-acc-nuts`` skips it, 1–4 min per DLN): the value every SGLD λ̂ converges to as ε → 0.
+   SGLD − NUTS is the sampler's error; NUTS − λ is the estimator's own bias at this n·β and γ
+   (γ/2‖w − w*‖² truncates the dead-unit directions, whose loss is quartic or higher: at n = 1e4,
+   γ = 100 it is −86% on a depth-5 rank-1 net), which no sampler can remove.
 
 What is matched, exactly (both float32, both start every chain at w* = ``m.true_params``):
 
@@ -243,7 +250,8 @@ def make_model(widths, r, n, seed):
     return m, data, st.Target(m, data)
 
 
-def run_st(target, m, *, key, beta, eps, gamma, chains, burnin, draws, thinning, batch):
+def run_st(target, m, *, key, beta, eps, gamma, chains, burnin, draws, thinning, batch,
+           preconditioner=None):
     import jax
 
     import slt_thermo as st
@@ -254,10 +262,12 @@ def run_st(target, m, *, key, beta, eps, gamma, chains, burnin, draws, thinning,
         est = st.llc(target, center=m.true_params, key=jax.random.PRNGKey(key), beta=beta,
                      step_size=eps, gamma=gamma, num_chains=chains,
                      num_steps=burnin + draws * thinning, num_burnin=burnin,
-                     batch_size=batch, thinning=thinning, progress=False)
+                     batch_size=batch, thinning=thinning, preconditioner=preconditioner,
+                     progress=False)
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     det = est.details
     return {
+        "step_size": det["step_size"], "preconditioner": preconditioner or "none",
         "wall_s": wall, "cpu_s": cpu, "sampling_wall_s": float(det["samples"].ds.attrs["wall_time_s"]),
         "steps_per_s": chains * (burnin + draws * thinning) / wall,
         "llc": est.value, "llc_se": est.stderr, "per_chain": det["per_chain"],
@@ -266,6 +276,30 @@ def run_st(target, m, *, key, beta, eps, gamma, chains, burnin, draws, thinning,
         "drift_z": det["drift_z"], "nll_center": det["nll_center"],
         "warnings": sorted({str(w.message) for w in caught}),
     }
+
+
+def run_nuts_reference(target, m, *, key, beta, gamma, chains, warmup, draws):
+    """The exact localized posterior's βE[nL_n − nL_n(w*)] by NUTS (same n, β, γ, w*): what
+    every SGLD estimate converges to as ε → 0 and steps → ∞. Its gap to λ is the estimator's
+    own finite-n / localization bias, not a sampler error."""
+    import jax
+
+    import slt_thermo as st
+    from slt_thermo.results import rhat
+    from slt_thermo.thermo.stats import mean_se
+
+    t0 = time.perf_counter()
+    s = st.sample_nuts(target, [beta], num_chains=chains, num_warmup=warmup, num_samples=draws,
+                       key=jax.random.PRNGKey(key), init=m.true_params, center=m.true_params,
+                       gamma=gamma, max_tree_depth=8, keep_params=False, progress=False)
+    h0 = float(target.nll(m.true_params))
+    x = beta * (np.asarray(s.nll.values[0], float) - h0)  # (chain, draw)
+    mean, se, ess = mean_se(x)
+    return {"llc": mean, "llc_se": se, "ess": ess, "per_chain": x.mean(axis=1).tolist(),
+            "rhat": rhat(x),
+            "divergences": int(np.nansum(s["diverging"].values)) if "diverging" in s.ds else -1,
+            "chains": chains, "warmup": warmup, "draws": draws,
+            "wall_s": time.perf_counter() - t0}
 
 
 def mala_check_seconds(target, m, *, beta, eps, gamma, chains, reps=5):
@@ -404,6 +438,13 @@ def accuracy(args, tmp, log):
             row["st"] = run_st(target, m, key=10 + i, beta=beta, eps=eps, gamma=args.gamma,
                                chains=args.acc_chains, burnin=args.acc_burnin,
                                draws=args.acc_steps - args.acc_burnin, thinning=1, batch=batch)
+            row["st_rmsprop"] = run_st(target, m, key=10 + i, beta=beta, eps=None, gamma=args.gamma,
+                                       chains=args.acc_chains, burnin=args.acc_burnin,
+                                       draws=args.acc_steps - args.acc_burnin, thinning=1,
+                                       batch=batch, preconditioner="rmsprop")
+            if args.acc_nuts:
+                row["nuts"] = run_nuts_reference(target, m, key=20 + i, beta=beta, gamma=args.gamma,
+                                                 chains=4, warmup=500, draws=500)
             if not args.no_devinterp and (args.acc_devinterp_all
                                           or (regime == "1" and i < args.acc_devinterp)):
                 cfg = {"step_size": eps, "gamma": args.gamma, "nbeta": args.acc_n * beta,
@@ -416,7 +457,9 @@ def accuracy(args, tmp, log):
                 row["devinterp"] = {k: v for k, v in dv.items() if k != "loss_trace"}
             rows.append(row)
             dvs = f"  dv {row['devinterp']['llc']:.1f}" if "devinterp" in row else ""
-            log(f"  regime {regime} {m.name}: λ {lam:g}  st {row['st']['llc']:.1f}{dvs}")
+            nuts = f"  NUTS {row['nuts']['llc']:.1f}" if "nuts" in row else ""
+            log(f"  regime {regime} {m.name}: λ {lam:g}  st {row['st']['llc']:.1f}  "
+                f"st rmsprop {row['st_rmsprop']['llc']:.1f}{nuts}{dvs}")
     picker = None
     if args.picker:
         import jax
@@ -525,22 +568,42 @@ def print_throughput(rows, args):
 def print_accuracy(rows, picker, args):
     print(f"\nAccuracy (Lau et al.-style random m = 1 DLNs), n = {args.acc_n}, β = 1/log n, "
           f"{args.acc_chains} chains × {args.acc_steps} steps ({args.acc_burnin} burn-in), "
-          f"B = {min(args.acc_n, 256)}, γ = {args.gamma:g}, ε = 1/(2κ̂)")
-    print("| regime | widths | r | d | λ | ε | st λ̂ | rel | dv λ̂ | rel | st MALA | st drift z |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          f"B = {min(args.acc_n, 256)}, γ = {args.gamma:g}. Plain SGLD (st and devinterp) at "
+          "ε = 1/(2κ̂); st rmsprop: preconditioner='rmsprop' (adapted in burn-in, then fixed), ε "
+          "picked by st.sgld_step_size; NUTS: the exact localized posterior (4 chains × 500), "
+          "what every SGLD λ̂ converges to. z = (SGLD − NUTS)/se: the sampler's error; "
+          "NUTS vs λ: the estimator's own finite-n / localization bias")
+    print("| regime | widths | r | d | λ | NUTS (exact) | rel | st plain ε=1/(2κ̂) | rel | z | "
+          "st rmsprop | ε | rel | z | dv λ̂ | rel |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        s, lam = r["st"], r["lambda"]
+        s, lam, nuts, rms = r["st"], r["lambda"], r.get("nuts"), r.get("st_rmsprop")
         dv = r.get("devinterp")
         dvt = f"{dv['llc']:.1f} ± {dv['llc_se']:.1f} | {_rel(dv['llc'], lam)}" if dv else "– | –"
-        print(f"| {r['regime']} | {tuple(r['widths'])} | {r['r']} | {r['d']} | {lam:g} | "
-              f"{r['step_size']:.2g} | {s['llc']:.1f} ± {s['llc_se']:.1f} | {_rel(s['llc'], lam)} | "
-              f"{dvt} | {s['mala_accept']:.3f} | {s['drift_z']:+.1f} |")
+
+        def z(e):
+            if not nuts:
+                return "–"
+            return f"{(e['llc'] - nuts['llc']) / math.hypot(e['llc_se'], nuts['llc_se']):+.1f}"
+
+        nt = f"{nuts['llc']:.1f} ± {nuts['llc_se']:.1f} | {_rel(nuts['llc'], lam)}" if nuts else "– | –"
+        rt = (f"{rms['llc']:.1f} ± {rms['llc_se']:.1f} | {rms['step_size']:.2g} | "
+              f"{_rel(rms['llc'], lam)} | {z(rms)}") if rms else "– | – | – | –"
+        print(f"| {r['regime']} | {tuple(r['widths'])} | {r['r']} | {r['d']} | {lam:g} | {nt} | "
+              f"{s['llc']:.1f} ± {s['llc_se']:.1f} | {_rel(s['llc'], lam)} | {z(s)} | {rt} | {dvt} |")
     for regime in sorted({r["regime"] for r in rows}):
         rs = [r for r in rows if r["regime"] == regime]
-        errs = [abs(r["st"]["llc"] - r["lambda"]) / r["lambda"] for r in rs]
-        within = sum(e <= 0.1 for e in errs)
-        print(f"regime {regime}: st λ̂ within 10% of λ on {within}/{len(rs)}; "
-              f"mean |rel err| {100 * np.mean(errs):.0f}%")
+        for name in ("nuts", "st", "st_rmsprop"):
+            if not all(name in r for r in rs):
+                continue
+            errs = [abs(r[name]["llc"] - r["lambda"]) / r["lambda"] for r in rs]
+            line = (f"regime {regime}, {name}: within 10% of λ on {sum(e <= 0.1 for e in errs)}/"
+                    f"{len(rs)}; mean |rel err| {100 * np.mean(errs):.0f}%")
+            if name != "nuts" and all("nuts" in r for r in rs):
+                zs = [(r[name]["llc"] - r["nuts"]["llc"]) / math.hypot(r[name]["llc_se"], r["nuts"]["llc_se"])
+                      for r in rs]
+                line += f"; within 3 se of NUTS on {sum(abs(x) <= 3 for x in zs)}/{len(rs)}"
+            print(line)
     if picker:
         print(f"st.llc(step_size=None) on {tuple(picker['widths'])} r={picker['r']}: ε = "
               f"{picker['step_size']:.3g}, λ̂ = {picker['llc']:.1f} ± {picker['llc_se']:.1f} "
@@ -554,7 +617,8 @@ def reprint(path):
     print(f"{res['timestamp']} | {m['platform']} | {m['cpu']} | {m['cpu_count']} CPUs | "
           f"devinterp {m['devinterp_versions']} | load avg start {m['load_avg_start']}, "
           f"end {m['load_avg_end']} | total {res['total_wall_s']:.0f} s")
-    print_throughput(res["throughput"], saved)
+    if res["throughput"]:
+        print_throughput(res["throughput"], saved)
     print_accuracy(res["accuracy"], res["picker"], saved)
 
 
@@ -586,6 +650,10 @@ def parse_args(argv=None):
                    help="run devinterp on the first N regime-1 DLNs of the accuracy table (default 3)")
     p.add_argument("--acc-devinterp-all", action="store_true",
                    help="run devinterp on every DLN of the accuracy table")
+    p.add_argument("--no-throughput", dest="throughput", action="store_false",
+                   help="skip part 1 (throughput); run the accuracy table only")
+    p.add_argument("--no-acc-nuts", dest="acc_nuts", action="store_false",
+                   help="skip the NUTS reference (the exact localized posterior) per DLN: 1-4 min each")
     p.add_argument("--picker", action="store_true",
                    help="also run st.llc(step_size=None) (the ε sweep) on one regime-1 DLN: minutes")
     p.add_argument("--seed", type=int, default=0)
@@ -624,8 +692,9 @@ def main(argv=None):
           f"{args.torch_threads}) | load avg {machine['load_avg_start']}")
     log = lambda s: print(s, file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        rows = throughput(args, tmp, log)
-        print_throughput(rows, args)
+        rows = throughput(args, tmp, log) if args.throughput else []
+        if rows:
+            print_throughput(rows, args)
         acc, picker = accuracy(args, tmp, log)
         print_accuracy(acc, picker, args)
     machine["load_avg_end"] = load_avg()
