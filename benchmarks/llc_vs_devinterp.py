@@ -13,8 +13,9 @@ Two parts, both printed and written to ``benchmarks/results/llc_vs_devinterp.jso
    devinterp does not compute: on at most 50 draws per chain by default (``diagnose_every``;
    before that default, on every draw, which made st.llc slower than devinterp at d ≳ 1e3).
 2. **Accuracy table** (an approximation of Lau et al.'s DLN protocol, arXiv:2308.12108; see
-   ``random_dlns``): λ̂ of ``st.llc`` (its documented defaults: 8 chains, 1000 steps, 200 burn-in,
-   batch min(n, 256), γ = 100, β = 1/log n; except ε, see below) against Aoyagi's λ, for random
+   ``random_dlns``): λ̂ of ``st.llc`` with plain SGLD (``preconditioner=None``, as devinterp;
+   otherwise its documented defaults: 8 chains, 1000 steps, 200 burn-in, batch min(n, 256),
+   γ = 100, β = 1/log n; ε see below) against Aoyagi's λ, for random
    m = 1 DLNs, and of devinterp with the same settings on the first ``--acc-devinterp`` of them
    (devinterp runs ~8000 sequential steps per DLN: about a minute each on a loaded 2-core box).
    Two more columns per DLN: ``st.llc(preconditioner="rmsprop")`` with its ε picked by

@@ -54,12 +54,13 @@ def test_sgld_minibatch_nll_is_unbiased(linreg):
 @pytest.mark.parametrize("k,step_size", [(1, 1e-4), (2, 1e-3), (3, 3e-3)])
 def test_llc_on_monomials_within_two_standard_errors(k, step_size):
     """Population potential K = w^{2k} at w* = 0: λ̂ = βE[nK] = λ = 1/(2k) exactly for any n
-    (REFERENCE §2.2a), so only SGLD error remains. ε is the one `sgld_step_size` picks
-    (tests/test_sgld.py::test_step_size_sweep, slow); γ = 0 since the prior box is compact."""
+    (REFERENCE §2.2a), so only SGLD error remains. ε is the one `sgld_step_size` picks for plain
+    SGLD (tests/test_sgld.py::test_step_size_sweep, slow); γ = 0 since the prior box is compact."""
     m = models.monomial(k)
     t = st.Target.population(m, 10_000)
     est = st.llc(t, m.true_params, step_size=step_size, gamma=0.0, num_chains=8, num_steps=6000,
-                 num_burnin=1000, key=jax.random.PRNGKey(40 + k), progress=False)
+                 num_burnin=1000, preconditioner=None, key=jax.random.PRNGKey(40 + k),
+                 progress=False)
     assert abs(est.value - 1 / (2 * k)) < 2 * est.stderr, repr(est)
     assert len(est.details["per_chain"]) == 8 and est.details["unhealthy"] == 0
     assert "MALA acc" in repr(est)
@@ -193,7 +194,8 @@ def test_step_size_sweep_then_llc(k):
     eps, table = st.sgld_step_size(t, m.true_params, gamma=0.0, key=jax.random.PRNGKey(k))
     assert table["chosen"].sum() == 1
     est = st.llc(t, m.true_params, step_size=eps, gamma=0.0, num_chains=8, num_steps=6000,
-                 num_burnin=1000, key=jax.random.PRNGKey(40 + k), progress=False)
+                 num_burnin=1000, preconditioner=None, key=jax.random.PRNGKey(40 + k),
+                 progress=False)
     assert abs(est.value - 1 / (2 * k)) < 2 * est.stderr, (eps, repr(est))
 
 
