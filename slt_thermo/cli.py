@@ -130,12 +130,9 @@ def _step_size(text):
     if word in ("auto", "sweep"):
         return word
     try:
-        value = float(text)
-    except ValueError:
+        return _positive_float(text)
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"must be auto, sweep or a positive number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be auto, sweep or a positive number, got {text!r}")
-    return value
 
 
 def _int_list(text):
