@@ -285,9 +285,9 @@ def sgld_step_size(
     largest stable ε with estimated relative bias (|c| + 2 se_c)·ε ≤ ``max_bias``·|λ₀| is
     returned; if the sweep cannot resolve the bias that well, the smallest stable ε (with
     RMSprop: the largest stable ε whose acceptance is ≥ 0.99, since small steps leave every
-    direction slow there), with a warning. If no *sound* candidate (finite, acceptance, λ̂ ≤ d/2) mixes, the largest sound ε
-    is returned (it spreads the chains fastest) with a warning that λ̂ will likely be too low:
-    typical of deep linear nets at their most singular true point, where the localization alone
+    direction slow there), with a warning. If no *sound* candidate (finite, acceptance,
+    λ̂ ≤ d/2) mixes, the largest sound ε is returned (it spreads the chains fastest) with a
+    warning that λ̂ will likely be too low: typical of deep linear nets at their most singular true point, where the localization alone
     (curvature γ) holds the dead-unit directions and ε ≤ 2/κ_max, so those directions relax in
     ~1/(εγ) ≫ ``num_steps`` steps. Returns ``(step_size, table)``: a pandas DataFrame of the
     candidates (``sound``, ``mixing``, ``stable``, ``chosen``, ...), with λ₀, c,

@@ -14,10 +14,10 @@ constant diagonal mass, whose stationary law is exactly p^β (up to the O(ε) di
 pSGLD (Li et al. 2016, and devinterp's RMSprop-SGLD) keeps adapting G and drops the correction
 term Γ = ∇·G that a position-dependent G needs; that is biased (on reduced_rank(5, 3, 2, 1) at
 n = 1e6 it gave λ̂ 5.2–5.6 against NUTS's 4.30), so it is offered as ``"rmsprop_adaptive"`` only
-for comparison with those tools. The floor max(γ, 1) on V (γ: the
-localization's curvature) keeps G ≤ 1 and finite at w*, where the gradients of the flat
-directions vanish: without it a chain started at w* takes steps of size √(ε/δ) there and runs
-off (‖w − w*‖² ~ 1e5 on a deep linear net). The MALA check of an RMSprop run scores the preconditioned proposal, G held fixed.
+for comparison with those tools. The floor max(γ, 1) on V (γ: the localization's curvature)
+keeps G ≤ 1 and finite at w*, where the gradients of the flat directions vanish: without it a
+chain started at w* takes steps of size √(ε/δ) there and runs off (‖w − w*‖² ~ 1e5 on a deep
+linear net). The MALA check of an RMSprop run scores the preconditioned proposal, G held fixed.
 SGLD has no accept/reject step: its stationary law differs from p^β by O(ε) and by the
 minibatch noise, so small steps matter; :func:`~slt_thermo.samplers.mala.langevin_acceptance`
 scores ε (recorded as ``mala_accept`` at a bounded number of draws: it costs two full-data
