@@ -22,7 +22,7 @@ from .errors import (
     SLTThermoError,
     TooFewHealthyChainsError,
 )
-from .llc import llc, max_curvature, sgld_step_size
+from .llc import gamma_sensitivity, llc, max_curvature, sgld_step_size
 from .results import Estimate, Samples, load
 from .samplers import (
     AnnealingResult,
@@ -72,6 +72,7 @@ __all__ = [
     "free_energy_curve",
     "free_energy_vs_n",
     "ladder",
+    "gamma_sensitivity",
     "llc",
     "max_curvature",
     "load",

@@ -66,6 +66,41 @@ def test_llc_on_monomials_within_two_standard_errors(k, step_size):
     assert "MALA acc" in repr(est)
 
 
+def _localized_quartic_mean(nbeta, gamma):
+    """Exact λ(γ) = E[nβw⁴] under ∝ exp(−nβw⁴ − γw²/2) on [−1, 1], by quadrature."""
+    from scipy.integrate import quad
+
+    weight = lambda w: np.exp(-nbeta * w**4 - 0.5 * gamma * w * w)
+    return quad(lambda w: nbeta * w**4 * weight(w), -1, 1)[0] / quad(weight, -1, 1)[0]
+
+
+def test_llc_reports_how_much_the_localization_shapes_it():
+    """K = w⁴ at w* = 0, n = 1e4, γ = 100: the localization (spread 1/√γ = 0.1) truncates the
+    quartic direction (spread (nβ)^{-1/4} = 0.18), so λ̂ → 0.099, not λ = 1/4. The LLC's
+    dλ̂/dlog γ = −(βγ/2)Cov(H, ‖w − w*‖²) from the same draws matches the exact derivative
+    of λ(γ) (−0.081, by quadrature and central differences), and llc warns."""
+    m = models.monomial(2)
+    t = st.Target.population(m, 10_000)
+    nbeta = 10_000 / np.log(10_000)
+    lam_gamma = _localized_quartic_mean(nbeta, 100.0)
+    h = 1e-4  # dλ/dlog γ by central differences: independent of the covariance identity
+    slope = (_localized_quartic_mean(nbeta, 100.0 * np.exp(h))
+             - _localized_quartic_mean(nbeta, 100.0 * np.exp(-h))) / (2 * h)
+    with pytest.warns(UserWarning, match="depends on the localization"):
+        est = st.llc(t, m.true_params, step_size=1e-3, gamma=100.0, num_chains=8, num_steps=6000,
+                     num_burnin=1000, preconditioner=None, key=jax.random.PRNGKey(3), progress=False)
+    d = est.details
+    assert abs(est.value - lam_gamma) < Z * est.stderr, (lam_gamma, repr(est))
+    assert abs(d["gamma_sensitivity"] - slope) < Z * d["gamma_sensitivity_se"], (slope, repr(est))
+    assert abs(slope) > 2 * Z * d["gamma_sensitivity_se"]  # power: an estimate of 0 would fail
+    assert "dλ̂/dlog γ" in repr(est)
+
+
+def test_gamma_sensitivity_argument_errors():
+    with pytest.raises(st.InvalidArgumentError, match="same shape|one shape"):
+        st.gamma_sensitivity(np.zeros((2, 5)), np.zeros((2, 4)), beta=0.1, gamma=1.0)
+
+
 def test_non_finite_chains_are_flagged_and_excluded():
     m = models.linear_regression(d=1)
     data = m.simulate(jax.random.PRNGKey(0), 50)
