@@ -996,7 +996,9 @@ def cmd_llc(args, argv) -> int:
         llc={"value": est.value, "stderr": est.stderr, "text": str(est)},
         per_chain=det["per_chain"],
         diagnostics={"rhat": det["rhat"], "ess": det["ess"], "mala_accept": det["mala_accept"],
-                     "drift_z": det["drift_z"], "unhealthy": det["unhealthy"], "chains": args.chains,
+                     "drift_z": det["drift_z"], "gamma_sensitivity": det.get("gamma_sensitivity"),
+                     "gamma_sensitivity_se": det.get("gamma_sensitivity_se"),
+                     "unhealthy": det["unhealthy"], "chains": args.chains,
                      "draws": int(samples.ds.sizes["draw"]), "nll_kind": det.get("nll_kind")},
         problems=det["problems"], warnings=caught, wall_time_s=wall,
     )
@@ -1297,11 +1299,13 @@ def print_llc_report(s: dict, outdir: str) -> None:
         ("ESS of nL_n", _num(dg.get("ess"), "10.0f"), f"of {dg['chains'] * dg['draws']} draws"),
         ("MALA acceptance of ε", _num(dg.get("mala_accept"), "10.3f"), ">= 0.9 (small ε-bias; < 0.5: ε too large)"),
         ("drift z (2nd vs 1st half)", _num(dg.get("drift_z"), "+10.1f"), "|z| < 4 (burn-in long enough)"),
+        ("dλ̂/dlog γ", _num(dg.get("gamma_sensitivity"), "+10.3g"),
+         "|·| < 10% of λ̂ (the localization γ hardly shapes λ̂)"),
         ("unhealthy chains", f"{dg['unhealthy']} of {dg['chains']}", "0 (non-finite chains are excluded)"),
         ("step size ε", f"{s['settings']['step_size']:10.3g}", step.get("short", step.get("text", ""))),
     ]
     for name, val, when in rows:
-        print(f"{name:<26} {val:>10}   {when}")
+        print(f"{_ljust(name, 26)} {val:>10}   {when}")
     if s["settings"]["batch_size"] < s["n"]:
         _say(f"note: minibatch gradients (B = {s['settings']['batch_size']}) add noise that heats the chains and "
               "biases λ̂ upward, which the MALA check does not see; compare with a larger --batch-size")
