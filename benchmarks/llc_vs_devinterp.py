@@ -13,18 +13,31 @@ Two parts, both printed and written to ``benchmarks/results/llc_vs_devinterp.jso
    devinterp does not compute: on at most 50 draws per chain by default (``diagnose_every``;
    before that default, on every draw, which made st.llc slower than devinterp at d ≳ 1e3).
 2. **Accuracy table** (an approximation of Lau et al.'s DLN protocol, arXiv:2308.12108; see
-   ``random_dlns``): λ̂ of ``st.llc`` with plain SGLD (``preconditioner=None``, as devinterp;
-   otherwise its documented defaults: 8 chains, 1000 steps, 200 burn-in, batch min(n, 256),
-   γ = 100, β = 1/log n; ε see below) against Aoyagi's λ, for random
-   m = 1 DLNs, and of devinterp with the same settings on the first ``--acc-devinterp`` of them
-   (devinterp runs ~8000 sequential steps per DLN: about a minute each on a loaded 2-core box).
-   Two more columns per DLN: ``st.llc(preconditioner="rmsprop")`` with its ε picked by
-   ``st.sgld_step_size`` (RMSprop adapted during burn-in, then held fixed), and **NUTS on the
-   same localized tempered posterior** (4 chains × 500 draws after 500 warmup, tree depth ≤ 8;
-   ``--no-acc-nuts`` skips it, 1–4 min per DLN): the value every SGLD λ̂ converges to as ε → 0.
-   SGLD − NUTS is the sampler's error; NUTS − λ is the estimator's own bias at this n·β and γ
-   (γ/2‖w − w*‖² truncates the dead-unit directions, whose loss is quartic or higher: at n = 1e4,
-   γ = 100 it is −86% on a depth-5 rank-1 net), which no sampler can remove.
+   ``random_dlns``): λ̂ of ``st.llc`` against Aoyagi's λ for random m = 1 DLNs at n = 1e4,
+   β = 1/log n, 8 chains × 5000 steps (1000 burn-in), batch min(n, 256), and by default
+   **γ = 1 on noise-free data** (``--acc-gamma``, ``--acc-data``), because two effects that no
+   sampler can remove put the LLC's own target far from λ in devinterp's usual setting (γ = 100,
+   noisy data at the true parameter):
+
+   - γ/2‖w − w*‖² truncates every direction whose posterior spread at this nβ exceeds 1/√γ:
+     the dead-unit directions of deep nets have loss of degree 2L (L weight layers), spread
+     (nβ)^{-1/2L}, so γ must be ≲ (nβ)^{1/L}. Measured (NUTS, exact localized posterior, population
+     potential) on a depth-5 rank-1 net, λ = 12.5: γ = 100 gives 2.1 / 5.7 / 7.6 at n = 1e4 / 1e6 /
+     1e8; γ = 1 gives 11.7 / 12.2 / 12.1. ``st.llc`` reports dλ̂/dlog γ (from the same draws) and
+     warns when it is large.
+   - On noisy data w* is not the minimum of L_n, and λ̂ at w* is ≈ λ − βν on average
+     (REFERENCE §2.4): about λ/log n (−11% at n = 1e4) below λ: on deep_linear((9, 8, 10), 5)
+     at γ = 100, 32.3 on data against 36.6 on the population potential.
+
+   Columns: plain SGLD (``preconditioner=None``, as devinterp) at ε = 1/(2κ̂) (below), and of
+   devinterp with the same settings on the first ``--acc-devinterp`` of them (devinterp runs
+   ~8000 sequential steps per DLN: about a minute each on a loaded 2-core box);
+   ``st.llc`` with its defaults otherwise (``preconditioner="rmsprop"``: adapted during
+   burn-in, then held fixed; ε picked by ``st.sgld_step_size``) and its dλ̂/dlog γ; and
+   **NUTS on the same localized tempered posterior** (4 chains × 500 draws after 500 warmup,
+   tree depth ≤ 10, on the data's sufficient statistics: the same L_n, at a cost independent of
+   n; ``--no-acc-nuts`` skips it): the value every SGLD λ̂ converges to as ε → 0. SGLD − NUTS
+   is the sampler's error; NUTS − λ the estimator's own bias at this n·β and γ.
 
 What is matched, exactly (both float32, both start every chain at w* = ``m.true_params``):
 
@@ -240,7 +253,12 @@ def kappa_max(target, center, beta, gamma):
 
     return st.max_curvature(target, center, beta=beta, gamma=gamma)
 
-def make_model(widths, r, n, seed):
+def make_model(widths, r, n, seed, noise_free=False):
+    """The DLN, its simulated data and their Target. ``noise_free``: y = f_{w*}(x) exactly (the
+    likelihood keeps σ² = 1/2), so L_n(w) − L_n(w*) = K_n(w) ≥ 0 and w* is an exact minimum of
+    L_n with the local λ of the population potential (Σ̂ = XᵀX/n is positive definite). With
+    noise, w* is not the minimum of L_n: λ̂ at w* is then ≈ λ − βν on average (REFERENCE §2.4),
+    about λ/log n below λ (−11% at n = 1e4), whatever the sampler."""
     import jax
 
     import slt_thermo as st
@@ -248,7 +266,51 @@ def make_model(widths, r, n, seed):
 
     m = models.deep_linear(widths=tuple(widths), r=r, sigma=2 ** -0.5, prior_scale=1e3, seed=seed)
     data = m.simulate(jax.random.PRNGKey(1000 + seed), n)
+    if noise_free:
+        data = dict(data, y=m.predict(m.true_params, data["x"]))
     return m, data, st.Target(m, data)
+
+
+class _SufficientStats:
+    """A DLN's L_n(w) − L_n(w*) from the data's second moments, as a population potential: the
+    same function of w as the data NLL (Gaussian: quadratic in the product P), at a cost
+    independent of n, so NUTS on it is cheap at any n. With D = P − P*, S = XᵀX/n and
+    C = Xᵀ(XP*ᵀ − Y)/n (zero for noise-free data):
+    L_n(w) − L_n(w*) = (tr(D S Dᵀ) + 2 tr(D C)) / (2σ²)."""
+
+    def __init__(self, m, data):
+        import jax.numpy as jnp
+
+        x, y = np.asarray(data["x"], np.float64), np.asarray(data["y"], np.float64)
+        p0 = np.asarray(m.product(m.true_params), np.float64)
+        self.m, self.p0 = m, jnp.asarray(p0, jnp.float32)
+        self.S = jnp.asarray(x.T @ x / len(x), jnp.float32)
+        self.C = jnp.asarray(x.T @ (x @ p0.T - y) / len(x), jnp.float32)
+        self.log_prior, self.init, self.name = m.log_prior, m.init, m.name
+
+    def kl(self, params):
+        import jax.numpy as jnp
+
+        D = self.m.product(params) - self.p0
+        return (jnp.sum((D @ self.S) * D) + 2 * jnp.sum(D * self.C.T)) / (2 * self.m.sigma**2)
+
+
+def stats_target(m, data, target):
+    """``Target.population`` of :class:`_SufficientStats`: nll(w) = H(w) − H(w*) of ``target``
+    (checked at two points near w*, relative error < 1e-3)."""
+    import jax
+
+    import slt_thermo as st
+
+    t = st.Target.population(_SufficientStats(m, data), target.n)
+    h0 = float(target.nll(m.true_params))
+    for k in (1, 2):
+        w = jax.tree_util.tree_map(lambda a, b: a + 0.05 * b, m.true_params, m.init(jax.random.PRNGKey(k)))
+        w = jax.tree_util.tree_map(lambda a, b: a + 1e-4 * (b - a), m.true_params, w)
+        want, got = float(target.nll(w)) - h0, float(t.nll(w))
+        if not abs(got - want) <= 1e-3 * abs(want) + 1e-2:
+            raise AssertionError(f"sufficient-statistics nll {got} != data nll difference {want}")
+    return t
 
 
 def run_st(target, m, *, key, beta, eps, gamma, chains, burnin, draws, thinning, batch,
@@ -275,14 +337,16 @@ def run_st(target, m, *, key, beta, eps, gamma, chains, burnin, draws, thinning,
         "rhat": det["rhat"], "ess": det["ess"], "mala_accept": det["mala_accept"],
         "mala_checks": det.get("mala_checks"),
         "drift_z": det["drift_z"], "nll_center": det["nll_center"],
+        "gamma_sensitivity": det.get("gamma_sensitivity"), "gamma_sensitivity_se": det.get("gamma_sensitivity_se"),
         "warnings": sorted({str(w.message) for w in caught}),
     }
 
 
 def run_nuts_reference(target, m, *, key, beta, gamma, chains, warmup, draws):
-    """The exact localized posterior's βE[nL_n − nL_n(w*)] by NUTS (same n, β, γ, w*): what
-    every SGLD estimate converges to as ε → 0 and steps → ∞. Its gap to λ is the estimator's
-    own finite-n / localization bias, not a sampler error."""
+    """The exact localized posterior's βE[nL_n − nL_n(w*)] by NUTS (same data, n, β, γ, w*;
+    ``target`` from :func:`stats_target`, tree depth ≤ 10): what every SGLD estimate converges
+    to as ε → 0 and steps → ∞. Its gap to λ is the estimator's own finite-n / localization
+    bias, not a sampler error."""
     import jax
 
     import slt_thermo as st
@@ -292,9 +356,8 @@ def run_nuts_reference(target, m, *, key, beta, gamma, chains, warmup, draws):
     t0 = time.perf_counter()
     s = st.sample_nuts(target, [beta], num_chains=chains, num_warmup=warmup, num_samples=draws,
                        key=jax.random.PRNGKey(key), init=m.true_params, center=m.true_params,
-                       gamma=gamma, max_tree_depth=8, keep_params=False, progress=False)
-    h0 = float(target.nll(m.true_params))
-    x = beta * (np.asarray(s.nll.values[0], float) - h0)  # (chain, draw)
+                       gamma=gamma, max_tree_depth=10, keep_params=False, progress=False)
+    x = beta * np.asarray(s.nll.values[0], float)  # (chain, draw); nll(w*) = 0 (stats_target)
     mean, se, ess = mean_se(x)
     return {"llc": mean, "llc_se": se, "ess": ess, "per_chain": x.mean(axis=1).tolist(),
             "rhat": rhat(x),
@@ -426,29 +489,32 @@ def accuracy(args, tmp, log):
     if args.acc_models[1]:
         regimes.append(("2 (CPU-scaled)", random_dlns(rng, args.acc_models[1], (2, 3), (10, 25))))
     beta = 1 / math.log(args.acc_n)
+    gamma = args.acc_gamma
     rows = []
     for regime, nets in regimes:
         for i, (widths, r) in enumerate(nets):
-            m, data, target = make_model(widths, r, args.acc_n, seed=1 + i)
-            kappa = kappa_max(target, m.true_params, beta, args.gamma)
+            m, data, target = make_model(widths, r, args.acc_n, seed=1 + i,
+                                         noise_free=args.acc_data == "noise-free")
+            kappa = kappa_max(target, m.true_params, beta, gamma)
             eps = 1 / (2 * kappa)
             lam = float(m.rlct)
             batch = min(args.acc_n, 256)
             row = {"regime": regime, "widths": list(widths), "r": r, "d": m.num_params,
                    "lambda": lam, "m": m.multiplicity, "step_size": eps, "load_before": load_avg()}
-            row["st"] = run_st(target, m, key=10 + i, beta=beta, eps=eps, gamma=args.gamma,
+            row["st"] = run_st(target, m, key=10 + i, beta=beta, eps=eps, gamma=gamma,
                                chains=args.acc_chains, burnin=args.acc_burnin,
                                draws=args.acc_steps - args.acc_burnin, thinning=1, batch=batch)
-            row["st_rmsprop"] = run_st(target, m, key=10 + i, beta=beta, eps=None, gamma=args.gamma,
+            row["st_rmsprop"] = run_st(target, m, key=10 + i, beta=beta, eps=None, gamma=gamma,
                                        chains=args.acc_chains, burnin=args.acc_burnin,
                                        draws=args.acc_steps - args.acc_burnin, thinning=1,
                                        batch=batch, preconditioner="rmsprop")
             if args.acc_nuts:
-                row["nuts"] = run_nuts_reference(target, m, key=20 + i, beta=beta, gamma=args.gamma,
+                row["nuts"] = run_nuts_reference(stats_target(m, data, target), m, key=20 + i, beta=beta,
+                                                 gamma=gamma,
                                                  chains=4, warmup=500, draws=500)
             if not args.no_devinterp and (args.acc_devinterp_all
                                           or (regime == "1" and i < args.acc_devinterp)):
-                cfg = {"step_size": eps, "gamma": args.gamma, "nbeta": args.acc_n * beta,
+                cfg = {"step_size": eps, "gamma": gamma, "nbeta": args.acc_n * beta,
                        "weight_decay": 1e-6, "batch_size": batch, "num_chains": args.acc_chains,
                        "num_draws": args.acc_steps - args.acc_burnin, "num_burnin": args.acc_burnin,
                        "steps_bw_draws": 1, "seed": 10 + i, "cores": 1,
@@ -572,16 +638,18 @@ def print_throughput(rows, args):
 
 
 def print_accuracy(rows, picker, args):
-    print(f"\nAccuracy (Lau et al.-style random m = 1 DLNs), n = {args.acc_n}, β = 1/log n, "
+    gamma = getattr(args, "acc_gamma", args.gamma)  # older result files: one γ for both parts
+    print(f"\nAccuracy (Lau et al.-style random m = 1 DLNs), n = {args.acc_n}, "
+          f"{getattr(args, 'acc_data', 'noisy')} data, β = 1/log n, "
           f"{args.acc_chains} chains × {args.acc_steps} steps ({args.acc_burnin} burn-in), "
-          f"B = {min(args.acc_n, 256)}, γ = {args.gamma:g}. Plain SGLD (st and devinterp) at "
+          f"B = {min(args.acc_n, 256)}, γ = {gamma:g}. Plain SGLD (st and devinterp) at "
           "ε = 1/(2κ̂); st rmsprop: preconditioner='rmsprop' (adapted in burn-in, then fixed), ε "
           "picked by st.sgld_step_size; NUTS: the exact localized posterior (4 chains × 500), "
           "what every SGLD λ̂ converges to. z = (SGLD − NUTS)/se: the sampler's error; "
           "NUTS vs λ: the estimator's own finite-n / localization bias")
     print("| regime | widths | r | d | λ | NUTS (exact) | rel | st plain ε=1/(2κ̂) | rel | z | "
-          "st rmsprop | ε | rel | z | dv λ̂ | rel |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "st rmsprop | ε | rel | z | dλ̂/dlog γ | dv λ̂ | rel |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         s, lam, nuts, rms = r["st"], r["lambda"], r.get("nuts"), r.get("st_rmsprop")
         dv = r.get("devinterp")
@@ -591,8 +659,10 @@ def print_accuracy(rows, picker, args):
             return f"{_z_vs_nuts(e, nuts):+.1f}" if nuts else "–"
 
         nt = f"{nuts['llc']:.1f} ± {nuts['llc_se']:.1f} | {_rel(nuts['llc'], lam)}" if nuts else "– | –"
+        sens = rms.get("gamma_sensitivity") if rms else None
+        senst = f"{sens:+.2f} ± {rms['gamma_sensitivity_se']:.2f}" if sens is not None else "–"
         rt = (f"{rms['llc']:.1f} ± {rms['llc_se']:.1f} | {rms['step_size']:.2g} | "
-              f"{_rel(rms['llc'], lam)} | {z(rms)}") if rms else "– | – | – | –"
+              f"{_rel(rms['llc'], lam)} | {z(rms)} | {senst}") if rms else "– | – | – | – | –"
         print(f"| {r['regime']} | {tuple(r['widths'])} | {r['r']} | {r['d']} | {lam:g} | {nt} | "
               f"{s['llc']:.1f} ± {s['llc_se']:.1f} | {_rel(s['llc'], lam)} | {z(s)} | {rt} | {dvt} |")
     for regime in sorted({r["regime"] for r in rows}):
@@ -647,8 +717,14 @@ def parse_args(argv=None):
     p.add_argument("--acc-models", type=int, nargs=2, default=[4, 2], metavar=("R1", "R2"),
                    help="number of random DLNs in regimes 1 and 2 (default 4 2)")
     p.add_argument("--acc-chains", type=int, default=8)
-    p.add_argument("--acc-steps", type=int, default=1000)
-    p.add_argument("--acc-burnin", type=int, default=200)
+    p.add_argument("--acc-steps", type=int, default=5000)
+    p.add_argument("--acc-burnin", type=int, default=1000)
+    p.add_argument("--acc-gamma", type=float, default=1.0,
+                   help="localization γ of the accuracy table (γ = 100 truncates the dead-unit "
+                        "directions of deep nets: NUTS's exact localized value is then far below λ)")
+    p.add_argument("--acc-data", choices=("noise-free", "noisy"), default="noise-free",
+                   help="noise-free: y = f_{w*}(x), w* an exact minimum of L_n, λ̂ → λ; noisy: "
+                        "λ̂ at w* is ≈ λ − βν, ~λ/log n below λ")
     p.add_argument("--acc-devinterp", type=int, default=3,
                    help="run devinterp on the first N regime-1 DLNs of the accuracy table (default 3)")
     p.add_argument("--acc-devinterp-all", action="store_true",
@@ -656,7 +732,7 @@ def parse_args(argv=None):
     p.add_argument("--no-throughput", dest="throughput", action="store_false",
                    help="skip part 1 (throughput); run the accuracy table only")
     p.add_argument("--no-acc-nuts", dest="acc_nuts", action="store_false",
-                   help="skip the NUTS reference (the exact localized posterior) per DLN: 1-4 min each")
+                   help="skip the NUTS reference (the exact localized posterior) per DLN (sufficient statistics: under a minute each)")
     p.add_argument("--picker", action="store_true",
                    help="also run st.llc(step_size=None) (the ε sweep) on one regime-1 DLN: minutes")
     p.add_argument("--seed", type=int, default=0)

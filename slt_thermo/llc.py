@@ -90,7 +90,10 @@ def llc(
             7.6 at γ = 100 even at n = 1e8. ``details["gamma_sensitivity"]`` = dλ̂/dlog γ (from
             the same draws, :func:`gamma_sensitivity`) says how much γ shapes λ̂, and llc warns
             when it exceeds 10% of λ̂. A smaller γ needs more steps (the flat directions relax
-            in ~1/(εγ) steps): on random m = 1 DLNs at γ = 1, 5000 steps put λ̂ within 3% of λ.
+            in ~1/(εγ) steps). On six random m = 1 DLNs (noise-free data, n = 1e4; the
+            benchmark ``llc_vs_devinterp.py``) γ = 1 and 5000 steps put λ̂ within 8% of λ (mean
+            |error| 2%) and within 2 se of NUTS on every one; at γ = 100 NUTS's exact value itself
+            is 7–87% below λ on noisy data.
         preconditioner: ``"rmsprop"`` (default; adapted during burn-in, then held fixed, so
             the draws target the localized posterior exactly up to O(ε)), None for plain SGLD,
             or ``"rmsprop_adaptive"`` (pSGLD, biased; for comparisons). At a singular w* the
