@@ -22,7 +22,7 @@ from .errors import (
     SLTThermoError,
     TooFewHealthyChainsError,
 )
-from .llc import gamma_sensitivity, llc, max_curvature, sgld_step_size
+from .llc import gamma_sensitivity, llc, llc_from_samples, max_curvature, sgld_step_size
 from .results import Estimate, Samples, load
 from .samplers import (
     AnnealingResult,
@@ -74,6 +74,7 @@ __all__ = [
     "ladder",
     "gamma_sensitivity",
     "llc",
+    "llc_from_samples",
     "max_curvature",
     "load",
     "observables",
