@@ -14,8 +14,9 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 IDS = [p.name for p in NOTEBOOKS]
 
 
-def test_the_two_walkthroughs_exist():
-    assert {"01_estimate_rlct.ipynb", "02_free_energy_vs_n_and_beta.ipynb"} <= set(IDS)
+def test_the_walkthroughs_exist():
+    assert {"01_estimate_rlct.ipynb", "02_free_energy_vs_n_and_beta.ipynb",
+            "03_local_learning_coefficient.ipynb"} <= set(IDS)
 
 
 def _errors(nb):
