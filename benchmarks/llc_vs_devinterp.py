@@ -350,17 +350,15 @@ def run_nuts_reference(target, m, *, key, beta, gamma, chains, warmup, draws):
     import jax
 
     import slt_thermo as st
-    from slt_thermo.results import rhat
-    from slt_thermo.thermo.stats import mean_se
 
     t0 = time.perf_counter()
     s = st.sample_nuts(target, [beta], num_chains=chains, num_warmup=warmup, num_samples=draws,
                        key=jax.random.PRNGKey(key), init=m.true_params, center=m.true_params,
                        gamma=gamma, max_tree_depth=10, keep_params=False, progress=False)
-    x = beta * np.asarray(s.nll.values[0], float)  # (chain, draw); nll(w*) = 0 (stats_target)
-    mean, se, ess = mean_se(x)
-    return {"llc": mean, "llc_se": se, "ess": ess, "per_chain": x.mean(axis=1).tolist(),
-            "rhat": rhat(x),
+    est = st.llc_from_samples(s, 0.0, beta=beta, warn=False)  # nll(w*) = 0 (stats_target)
+    det = est.details
+    return {"llc": est.value, "llc_se": est.stderr, "ess": det["ess"], "per_chain": det["per_chain"],
+            "rhat": det["rhat"],
             "divergences": int(np.nansum(s["diverging"].values)),
             "chains": chains, "warmup": warmup, "draws": draws,
             "wall_s": time.perf_counter() - t0}
@@ -489,12 +487,11 @@ def accuracy(args, tmp, log):
     if args.acc_models[1]:
         regimes.append(("2 (CPU-scaled)", random_dlns(rng, args.acc_models[1], (2, 3), (10, 25))))
     beta = 1 / math.log(args.acc_n)
-    gamma = args.acc_gamma
+    gamma, noise_free = args.acc_gamma, args.acc_data == "noise-free"
     rows = []
     for regime, nets in regimes:
         for i, (widths, r) in enumerate(nets):
-            m, data, target = make_model(widths, r, args.acc_n, seed=1 + i,
-                                         noise_free=args.acc_data == "noise-free")
+            m, data, target = make_model(widths, r, args.acc_n, seed=1 + i, noise_free=noise_free)
             kappa = kappa_max(target, m.true_params, beta, gamma)
             eps = 1 / (2 * kappa)
             lam = float(m.rlct)
@@ -533,8 +530,7 @@ def accuracy(args, tmp, log):
         import slt_thermo as st
 
         widths, r = regimes[0][1][0]
-        m, data, target = make_model(widths, r, args.acc_n, seed=1,
-                                     noise_free=args.acc_data == "noise-free")
+        m, data, target = make_model(widths, r, args.acc_n, seed=1, noise_free=noise_free)
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
