@@ -213,7 +213,7 @@ def llc_from_samples(samples: Samples, nll_center: float, *, beta: float | None 
         "drift_z": drift, "drift_z_distance": drift_dist, "gamma_sensitivity": sens,
         "gamma_sensitivity_se": sens_se, "unhealthy": unhealthy, "beta": beta,
         "n": samples.n,
-        "nll_center": nll_center, "gamma": attrs.get("gamma"), "step_size": attrs.get("step_size"),
+        "nll_center": nll_center, "gamma": gamma, "step_size": attrs.get("step_size"),
         "batch_size": attrs.get("batch_size"), "nll_kind": attrs.get("nll_kind"),
         "problems": problems, "samples": samples,
     }
@@ -221,7 +221,7 @@ def llc_from_samples(samples: Samples, nll_center: float, *, beta: float | None 
         f"chains {x.shape[0]} (+{unhealthy} unhealthy) | draws {x.shape[1]} | R-hat {r:.3f} | "
         f"ESS {ess:.0f} | MALA acc {mala:.2f} | drift z {drift:+.1f} (‖w−w*‖² {drift_dist:+.1f}) | "
         f"dλ̂/dlog γ {sens:+.3g} ± {sens_se:.2g} | "
-        f"ε {attrs.get('step_size')} γ {attrs.get('gamma')} β {beta:.4g} n {samples.n}"
+        f"ε {attrs.get('step_size')} γ {gamma} β {beta:.4g} n {samples.n}"
         + ("" if not problems else " | WARN: " + "; ".join(problems))
     )
     return Estimate(value, beta * se, method="llc", details=details)
