@@ -36,6 +36,7 @@ from .errors import InvalidArgumentError
 RESERVED = {
     "nll", "log_prior", "healthy", "diverging", "acceptance_rate", "step_size", "n_steps", "tree_depth",
     "energy", "lp", "loglik_mean", "loglik_m2", "loglik_logsumexp", "mala_accept", "sq_distance",
+    "minibatch_excess", "discretization_excess",
 }
 STAT_NAMES = ("diverging", "acceptance_rate", "step_size", "n_steps", "tree_depth", "energy", "lp")
 POINTWISE = ("loglik_mean", "loglik_m2", "loglik_logsumexp")
