@@ -338,6 +338,7 @@ def run_st(target, m, *, key, beta, eps, gamma, chains, burnin, draws, thinning,
         "drift_z": det["drift_z"], "nll_center": det["nll_center"],
         "gamma_sensitivity": det.get("gamma_sensitivity"),
         "gamma_sensitivity_se": det.get("gamma_sensitivity_se"),
+        "predicted_bias": det.get("predicted_bias"), "bias_minibatch": det.get("bias_minibatch"),
         "warnings": sorted({str(w.message) for w in caught}),
     }
 
@@ -644,8 +645,8 @@ def print_accuracy(rows, picker, args):
           "what every SGLD λ̂ converges to. z = (SGLD − NUTS)/se: the sampler's error; "
           "NUTS vs λ: the estimator's own finite-n / localization bias")
     print("| regime | widths | r | d | λ | NUTS (exact) | rel | st plain ε=1/(2κ̂) | rel | z | "
-          "st rmsprop | ε | rel | z | dλ̂/dlog γ | dv λ̂ | rel |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "st rmsprop | ε | rel | z | ε-bias pred. | dλ̂/dlog γ | dv λ̂ | rel |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         s, lam, nuts, rms = r["st"], r["lambda"], r.get("nuts"), r.get("st_rmsprop")
         dv = r.get("devinterp")
@@ -657,8 +658,10 @@ def print_accuracy(rows, picker, args):
         nt = f"{nuts['llc']:.1f} ± {nuts['llc_se']:.1f} | {_rel(nuts['llc'], lam)}" if nuts else "– | –"
         sens = rms.get("gamma_sensitivity") if rms else None
         senst = f"{sens:+.2f} ± {rms['gamma_sensitivity_se']:.2f}" if sens is not None else "–"
+        bias = rms.get("predicted_bias") if rms else None  # older result files: absent
+        biast = f"{bias:+.2f}" if bias is not None else "–"
         rt = (f"{rms['llc']:.1f} ± {rms['llc_se']:.1f} | {rms['step_size']:.2g} | "
-              f"{_rel(rms['llc'], lam)} | {z(rms)} | {senst}") if rms else "– | – | – | – | –"
+              f"{_rel(rms['llc'], lam)} | {z(rms)} | {biast} | {senst}") if rms else "– | – | – | – | – | –"
         print(f"| {r['regime']} | {tuple(r['widths'])} | {r['r']} | {r['d']} | {lam:g} | {nt} | "
               f"{s['llc']:.1f} ± {s['llc_se']:.1f} | {_rel(s['llc'], lam)} | {z(s)} | {rt} | {dvt} |")
     for regime in sorted({r["regime"] for r in rows}):
