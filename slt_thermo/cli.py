@@ -913,6 +913,7 @@ def cmd_llc(args, argv) -> int:
     import jax
 
     import slt_thermo as st
+    from .llc import PREDICTED_BIAS
 
     if args.burnin >= args.steps:
         raise UsageError("--burnin", f"must be smaller than --steps ({args.steps}), got {args.burnin}")
@@ -972,19 +973,23 @@ def cmd_llc(args, argv) -> int:
                              batch_size=batch, preconditioner=preconditioner, eval_full_nll_every=args.thinning,
                              progress=True)
                 acc, bad = est.details["mala_accept"], est.details["unhealthy"]
+                bias = est.details["predicted_bias"]
             except SLTThermoError:
                 if last:
                     raise
-                est, acc, bad = None, float("nan"), args.chains
-        attempts.append({"step_size": step["step_size"], "mala_accept": acc, "unhealthy": bad})
-        if last or (bad == 0 and acc >= LLC_ACCEPT):
+                est, acc, bad, bias = None, float("nan"), args.chains, float("nan")
+        attempts.append({"step_size": step["step_size"], "mala_accept": acc, "unhealthy": bad,
+                         "predicted_bias": bias})
+        small_bias = est is not None and not abs(bias) > PREDICTED_BIAS * abs(est.value - bias)
+        if last or (bad == 0 and acc >= LLC_ACCEPT and small_bias):
             break
-        why = f"MALA acceptance {acc:.3f} < {LLC_ACCEPT}" if bad == 0 else f"{bad} chain(s) went non-finite"
+        why = (f"{bad} chain(s) went non-finite" if bad else f"MALA acceptance {acc:.3f} < {LLC_ACCEPT}"
+               if acc < LLC_ACCEPT else f"predicted ε-bias {bias:+.3g} > 5% of λ̂")
         step = _auto_step(step["kappa"], step["halvings"] + 1)
         print(f"{why}: halving ε to {step['step_size']:.3g} and running again …", flush=True)
     wall = time.perf_counter() - t0
     if step["rule"] == "auto":
-        step = _auto_step(step["kappa"], step["halvings"], attempts[-1]["mala_accept"])
+        step = _auto_step(step["kappa"], step["halvings"], bad == 0 and acc >= LLC_ACCEPT and small_bias)
     step["attempts"] = attempts
     summary["step_size"] = step
     summary["settings"].update(step_size=step["step_size"])
@@ -1139,12 +1144,14 @@ def _llc_truth(args, lam, center_text):
                     "most singular point of the true set"}
 
 
-def _auto_step(kappa, halvings, accept=None):
+def _auto_step(kappa, halvings, ok=None):
+    """``ok``: whether the last run passed (finite, MALA acceptance >= LLC_ACCEPT, predicted ε-bias <= 5%)."""
     rule = "1/(4κ̂)" + (f"/2^{halvings}" if halvings else "")
     text = f"auto: ε = {rule}, κ̂ = {kappa:.4g} the largest curvature of the localized log density at w*"
     if halvings:
-        text += (f"; halved {halvings}× until the run's MALA acceptance was >= {LLC_ACCEPT}" if accept is None
-                 or accept >= LLC_ACCEPT else f"; halved {halvings}× (MALA acceptance still < {LLC_ACCEPT})")
+        text += (f"; halved {halvings}× until the run's MALA acceptance was >= {LLC_ACCEPT} and its predicted "
+                 "ε-bias <= 5% of λ̂" if ok is None or ok
+                 else f"; halved {halvings}× (MALA acceptance or predicted ε-bias still failing)")
     return {"step_size": 1 / (4 * kappa) / 2**halvings, "rule": "auto", "kappa": kappa, "halvings": halvings,
             "text": text, "short": f"auto: {rule}, κ̂ = {kappa:.4g}"}
 

@@ -154,7 +154,7 @@ def test_llc_bare_table_results_dir_and_show(tmp_path, capsys):
     assert run.n == 10000 and run.ds.sizes["chain"] == 8 and run.ds.sizes["draw"] == 160  # (2000-400)/10
     beta = 1 / math.log(10000)
     assert s["settings"]["beta"] == pytest.approx(beta)
-    nll = run.nll.values[0][run.healthy.values[0]]
+    nll = run.nll.values[0][run.healthy.values[0]].astype(np.float64)  # a float32 mean of nL_n ≈ 3e4 is off by ~2e-3
     assert s["llc"]["value"] == pytest.approx(beta * (nll.mean() - s["nll_center"]), rel=1e-4)
     assert len(s["per_chain"]) == 8 and s["llc"]["stderr"] > 0
     dg = s["diagnostics"]
