@@ -305,9 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--step-size", type=_step_size, default="auto", metavar="auto|sweep|EPS",
                    help="SGLD step size ε. auto: ε = 1/(4κ̂), κ̂ the largest curvature of the localized "
                         "log density at w* (power iteration on the full data), an eighth of the Langevin "
-                        "stability limit 2/κ̂; while the run's MALA acceptance is < 0.9 or a chain goes "
-                        "non-finite, ε is halved and the run repeated (at most 4 times); sweep: "
-                        "st.sgld_step_size, a sweep of 11 step sizes with an ε-bias fit (minutes); or a number")
+                        "stability limit 2/κ̂; while the run's MALA acceptance is < 0.9, its predicted ε-bias "
+                        "exceeds 5%% of λ̂ or a chain goes non-finite, ε is halved and the run repeated (at most "
+                        "4 times); sweep: st.sgld_step_size, a sweep of 11 step sizes scored by MALA acceptance, "
+                        "predicted ε-bias and mixing (minutes); or a number")
     g.add_argument("--chains", type=_int_at_least(1), default=8, help="SGLD chains, all started at w*")
     g.add_argument("--steps", type=_int_at_least(2), default=2000, help="SGLD steps per chain, burn-in included")
     g.add_argument("--burnin", type=_int_at_least(0), default=400, help="steps discarded at the start of each chain")
@@ -1173,10 +1174,9 @@ def _llc_step_size(args, target, center, beta, batch, preconditioner, key):
         return {"step_size": float(eps), "rule": "sweep", "bias_certified": certified,
                 "table": table.to_dict(orient="records"), "short": "sweep: st.sgld_step_size",
                 "text": "st.sgld_step_size sweep: " + (
-                    "no candidate mixed; the largest sound ε (λ̂ likely too low)"
-                    if not table.attrs.get("mixing", True)
-                    else "the largest stable ε with ε-bias <= 5%" if certified
-                    else "the smallest stable ε (ε-bias not certified)")}
+                    "the largest sound ε with predicted ε-bias <= 5%" if certified
+                    else "the smallest sound ε (predicted ε-bias above 5% everywhere)") + (
+                    "" if table.attrs.get("mixing", True) else "; it did not mix within the sweep (λ̂ likely too low)")}
     return {"step_size": float(args.step_size), "rule": "given", "text": "given by --step-size",
             "short": "given by --step-size"}
 
