@@ -278,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "posterior ∝ φ(w) exp(−βnL_n(w) − γ/2‖w − w*‖²) at β = 1/log n, sampled by SGLD "
                     "chains started at w*. Prints λ̂ ± its Monte Carlo error beside the exact λ where it "
                     "applies, per-chain values and the diagnostics that say when to distrust it (R-hat, "
-                    "ESS, MALA acceptance of the step size, drift, non-finite chains). w* defaults to the "
+                    "ESS, MALA acceptance of the step size, predicted ε-bias, drift, non-finite chains). w* defaults to the "
                     "model's true_params (every zoo model has it; for the zoo it is a point where the "
                     "local λ is the global λ); for your own model without one, give --center FILE.npz. "
                     "On data, a true parameter is not a minimum of L_n, which lowers λ̂(w*) by about "
