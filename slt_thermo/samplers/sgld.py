@@ -256,7 +256,8 @@ def sample_sgld(
     ``mala_accept``: the probability that exact MALA would accept a Langevin move of this ε from
     that point under the full-data tempered (localized) density, the discretization diagnostic;
     NaN at the other draws (average it with ``np.nanmean``). One check costs two full-data
-    gradient passes, nominally 2n/B minibatch steps (2 for population targets), so
+    gradient passes, nominally 2n/B minibatch steps (2 for population targets), plus 64
+    per-example gradients and one minibatch Hessian-vector product for the bias prediction, so
     ``diagnose_every=1`` on a large dataset makes the run many times slower. The default k gives
     K = min(50, max(1, ⌊num_steps / (4 · 2n/B)⌋)) checks per chain: at most 50, and at most a
     quarter of the nominal cost of the SGLD steps (in practice far less: the full-data passes
