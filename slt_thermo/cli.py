@@ -914,7 +914,7 @@ def cmd_llc(args, argv) -> int:
     import jax
 
     import slt_thermo as st
-    from .llc import PREDICTED_BIAS
+    from .llc import PREDICTED_BIAS, predicted_bias_too_large
 
     if args.burnin >= args.steps:
         raise UsageError("--burnin", f"must be smaller than --steps ({args.steps}), got {args.burnin}")
@@ -981,16 +981,17 @@ def cmd_llc(args, argv) -> int:
                 est, acc, bad, bias = None, float("nan"), args.chains, float("nan")
         attempts.append({"step_size": step["step_size"], "mala_accept": acc, "unhealthy": bad,
                          "predicted_bias": bias})
-        small_bias = est is not None and not abs(bias) > PREDICTED_BIAS * abs(est.value - bias)
-        if last or (bad == 0 and acc >= LLC_ACCEPT and small_bias):
+        small_bias = est is not None and not predicted_bias_too_large(bias, est.value)
+        passed = bad == 0 and acc >= LLC_ACCEPT and small_bias
+        if last or passed:
             break
         why = (f"{bad} chain(s) went non-finite" if bad else f"MALA acceptance {acc:.3f} < {LLC_ACCEPT}"
-               if acc < LLC_ACCEPT else f"predicted ε-bias {bias:+.3g} > 5% of λ̂")
+               if acc < LLC_ACCEPT else f"predicted ε-bias {bias:+.3g} > {PREDICTED_BIAS:.0%} of λ̂")
         step = _auto_step(step["kappa"], step["halvings"] + 1)
         print(f"{why}: halving ε to {step['step_size']:.3g} and running again …", flush=True)
     wall = time.perf_counter() - t0
     if step["rule"] == "auto":
-        step = _auto_step(step["kappa"], step["halvings"], bad == 0 and acc >= LLC_ACCEPT and small_bias)
+        step = _auto_step(step["kappa"], step["halvings"], passed)
     step["attempts"] = attempts
     summary["step_size"] = step
     summary["settings"].update(step_size=step["step_size"])

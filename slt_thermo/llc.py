@@ -192,7 +192,7 @@ def llc_from_samples(samples: Samples, nll_center: float, *, beta: float | None 
         problems.append(f"MALA acceptance {mala:.2f} < 0.5: the step size is too large for this posterior")
     if r > 1.05:
         problems.append(f"R-hat of nll {r:.3f} > 1.05: chains disagree (burn-in too short or step too small)")
-    if abs(bias) > max(PREDICTED_BIAS * abs(value - bias), 2 * beta * se):
+    if predicted_bias_too_large(bias, value, floor=2 * beta * se):
         problems.append(
             f"SGLD's predicted ε-bias is {bias:+.3g} ({100 * bias / abs(value - bias):.0f}% of λ̂; "
             f"minibatch noise {bias_noise:+.3g}, discretization {bias_disc:+.3g}): a smaller "
@@ -237,6 +237,12 @@ def llc_from_samples(samples: Samples, nll_center: float, *, beta: float | None 
         + ("" if not problems else " | WARN: " + "; ".join(problems))
     )
     return Estimate(value, beta * se, method="llc", details=details)
+
+
+def predicted_bias_too_large(bias: float, value: float, *, floor: float = 0.0) -> bool:
+    """Whether SGLD's predicted ε-bias ``bias`` of the estimate ``value`` exceeds PREDICTED_BIAS of
+    the bias-free level value − bias (and ``floor``, e.g. the Monte Carlo error); NaN: no."""
+    return abs(bias) > max(PREDICTED_BIAS * abs(value - bias), floor)
 
 
 def _checked_mean(samples: Samples, name: str) -> tuple[float, int]:
@@ -424,8 +430,7 @@ def sgld_step_size(
     # small ε's own λ̂ is still low after the sweep (too slow), which would make the cap stricter
     level = float((sound["llc"] - sound["predicted_bias"]).max())
     table["small_bias"] = table["predicted_bias"].abs() <= max_bias * abs(level)
-    sound = table[table["sound"]]
-    ok = sound[sound["small_bias"]]
+    ok = table[table["sound"] & table["small_bias"]]
     certified = not ok.empty
     if certified:  # the largest such ε: it spreads the chains fastest
         row = ok.loc[ok["step_size"].idxmax()]
