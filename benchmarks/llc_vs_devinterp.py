@@ -313,7 +313,7 @@ def stats_target(m, data, target):
 
 
 def run_st(target, m, *, key, beta, eps, gamma, chains, burnin, draws, thinning, batch,
-           preconditioner=None):
+           preconditioner=None, control_variate=False):
     import jax
 
     import slt_thermo as st
@@ -325,7 +325,7 @@ def run_st(target, m, *, key, beta, eps, gamma, chains, burnin, draws, thinning,
                      step_size=eps, gamma=gamma, num_chains=chains,
                      num_steps=burnin + draws * thinning, num_burnin=burnin,
                      batch_size=batch, thinning=thinning, preconditioner=preconditioner,
-                     progress=False)
+                     control_variate=control_variate, progress=False)
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     det = est.details
     return {
