@@ -505,7 +505,8 @@ def accuracy(args, tmp, log):
             row["st_rmsprop"] = run_st(target, m, key=10 + i, beta=beta, eps=None, gamma=gamma,
                                        chains=args.acc_chains, burnin=args.acc_burnin,
                                        draws=args.acc_steps - args.acc_burnin, thinning=1,
-                                       batch=batch, preconditioner="rmsprop")
+                                       batch=batch, preconditioner="rmsprop",
+                                       control_variate=args.acc_control_variate)
             if args.acc_nuts:
                 row["nuts"] = run_nuts_reference(stats_target(m, data, target), m, key=20 + i,
                                                  beta=beta, gamma=gamma, chains=4, warmup=500, draws=500)
@@ -724,6 +725,8 @@ def parse_args(argv=None):
     p.add_argument("--acc-data", choices=("noise-free", "noisy"), default="noise-free",
                    help="noise-free: y = f_{w*}(x), w* an exact minimum of L_n, λ̂ → λ; noisy: "
                         "λ̂ at w* is ≈ λ − βν, ~λ/log n below λ")
+    p.add_argument("--acc-control-variate", action="store_true",
+                   help="the st.llc RMSprop column with control_variate=True (SGLD-CV)")
     p.add_argument("--acc-devinterp", type=int, default=3,
                    help="run devinterp on the first N regime-1 DLNs of the accuracy table (default 3)")
     p.add_argument("--acc-devinterp-all", action="store_true",
