@@ -115,6 +115,44 @@ def test_llc_on_monomials_within_two_standard_errors(k, step_size):
     assert "MALA acc" in repr(est)
 
 
+def test_check_equilibration_keeps_the_estimate_and_agrees_when_mixed():
+    """``check_equilibration`` adds hot-started chains but leaves λ̂ (same key: identical); on
+    K = w⁶, where SGLD at this ε mixes (test above), both groups agree within 4 se and the hot
+    group's second half alone is within 4 se of λ = 1/6."""
+    m = models.monomial(3)
+    t = st.Target.population(m, 10_000)
+    kw = dict(step_size=3e-3, gamma=0.0, num_chains=8, num_steps=6000, num_burnin=1000,
+              preconditioner=None, key=jax.random.PRNGKey(43), progress=False)
+    plain = st.llc(t, m.true_params, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no 'disagree' (nor any other) warning
+        checked = st.llc(t, m.true_params, check_equilibration=True, **kw)
+    d = checked.details
+    assert checked.value == plain.value and checked.stderr == plain.stderr
+    assert d["hot_start_samples"].nll.shape[1] == 4  # num_chains // 2
+    assert abs(d["equilibration_z"]) < Z, repr(checked)
+    assert abs(d["hot_start_llc"] - 1 / 6) < Z * d["hot_start_llc_se"], repr(checked)
+    assert "hot vs cold start z" in repr(checked)
+
+
+def test_equilibration_check_flags_groups_that_disagree():
+    """The check's power: a 'hot' group that sits at another equilibrium (here β/4 on K = w², so
+    βE[nK] is 4λ = 2 instead of λ = 1/2) must be flagged, with both groups' values reported."""
+    m = models.monomial(1)
+    t = st.Target.population(m, 10_000)
+    beta = 1 / np.log(10_000)
+    kw = dict(step_size=1e-4, num_chains=8, num_steps=12000, num_burnin=2000, batch_size=1,
+              progress=False, center=m.true_params, init=m.true_params, keep_params=False)
+    cold = st.sample_sgld(t, [beta], key=jax.random.PRNGKey(1), **kw)
+    hot = st.sample_sgld(t, [beta / 4], key=jax.random.PRNGKey(2), **kw)
+    with pytest.warns(UserWarning, match="disagree"):
+        est = st.llc_from_samples(cold, 0.0, beta=beta, hot_start=hot)
+    d = est.details
+    assert d["equilibration_z"] > Z
+    assert abs(d["cold_start_llc"] - 1 / 2) < Z * d["cold_start_llc_se"]
+    assert abs(d["hot_start_llc"] - 2) < Z * d["hot_start_llc_se"]  # βE_{β/4}[nK] = 4λ
+
+
 def _localized_quartic_mean(nbeta, gamma):
     """Exact λ(γ) = E[nβw⁴] under ∝ exp(−nβw⁴ − γw²/2) on [−1, 1], by quadrature."""
     from scipy.integrate import quad
