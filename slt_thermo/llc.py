@@ -133,7 +133,7 @@ def llc(
             the localized posterior from below, hot ones from above, so a slow mode that neither
             R-hat nor the drift tests see (all chains move together) shows as a gap, which
             brackets the localized value. λ̂ itself is the main run's (identical to a run without
-            the check). Costs ~50% more steps and two more compiles. Measured on the six noisy-data
+            the check). Costs 50–60% more steps and two more compiles. Measured on the six noisy-data
             DLNs of the benchmark (γ = 1, 8 + 4 chains, 5000 steps, the picked ε), cold vs hot
             second halves (NUTS): (10, 9, 8, 8, 8) 34.0 vs 39.2 ± 1.8, z = +2.8 (37.2: λ̂ is 33.8
             and no other diagnostic fires; the gap brackets NUTS but stays under the 4-se
@@ -190,8 +190,8 @@ EQUILIBRATION_Z = 4.0  # ... and llc warns when the two groups' second halves di
 
 
 def _hot_started_run(target, center, beta, num_chains, key, run_kw) -> Samples:
-    """``num_chains`` chains like the main run's, but started from the end of a run at β/16
-    (``num_burnin`` steps from w*, the same ε, γ and preconditioner): spread *beyond* the
+    """``num_chains`` chains like the main run's, but started from the end of a run at
+    β/HOT_START_HEAT (``num_burnin`` steps from w*, the same ε, γ and preconditioner): spread *beyond* the
     localized posterior, so they relax towards it from above while chains started at w* relax
     from below. Where the two disagree, neither has equilibrated."""
     k_heat, k_run = jax.random.split(key)
