@@ -303,7 +303,8 @@ def llc_from_samples(samples: Samples, nll_center: float, *, beta: float | None 
         f"chains {x.shape[0]} (+{unhealthy} unhealthy) | draws {x.shape[1]} | R-hat {r:.3f} | "
         f"ESS {ess:.0f} | MALA acc {mala:.2f} | ε-bias {bias:+.3g} | drift z {drift:+.1f} (‖w−w*‖² {drift_dist:+.1f}) | "
         f"dλ̂/dlog γ {sens:+.3g} ± {sens_se:.2g} | "
-        + (f"hot vs cold start z {equil['equilibration_z']:+.1f} | " if equil else "")
+        + (f"cold/hot start λ̂ {equil['cold_start_llc']:.3g}/{equil['hot_start_llc']:.3g} "
+           f"(z {equil['equilibration_z']:+.1f}) | " if equil else "")
         + f"ε {attrs.get('step_size')} γ {gamma} β {beta:.4g} n {samples.n}"
         + ("" if not problems else " | WARN: " + "; ".join(problems))
     )

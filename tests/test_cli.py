@@ -175,6 +175,26 @@ def test_llc_bare_table_results_dir_and_show(tmp_path, capsys):
     print(f"bare slt-thermo llc in-process: {wall:.1f} s")
 
 
+def test_llc_control_variate_and_equilibration_check(tmp_path, capsys):
+    """--control-variate and --check-equilibration reach st.llc: the settings are recorded, the
+    hot/cold comparison is a row of the report and a field of summary.json."""
+    out = tmp_path / "cv"
+    argv = ["llc", "--n", "1000", "--steps", "600", "--burnin", "100", "--batch-size", "100",
+            "--step-size", "1e-4", "--control-variate", "--check-equilibration", "--no-plots",
+            "--out", str(out)]
+    assert cli.main(argv) == 0
+    text = capsys.readouterr().out
+    assert any(l.startswith("cold vs hot start z") for l in text.splitlines()), text
+    (d,) = only_dirs(out)
+    with open(out / d / "summary.json", encoding="utf-8") as f:
+        s = json.load(f)
+    assert s["settings"]["control_variate"] and s["settings"]["check_equilibration"]
+    dg = s["diagnostics"]
+    assert math.isfinite(dg["equilibration_z"]) and dg["cold_start_llc"] > 0 and dg["hot_start_llc"] > 0
+    run = st.load(out / d / "samples.nc")
+    assert run.ds.attrs["control_variate"] == 1
+
+
 def test_llc_center_from_npz(tmp_path, capsys):
     from slt_thermo import models
 
@@ -239,6 +259,7 @@ BAD = [
     (["llc", "--preconditioner", "adam"], "argument --preconditioner: invalid choice"),
     (["llc", "--preconditioner", "rmsprop"], "argument --step-size: auto (ε = 1/(4κ̂)) is for plain SGLD"),
     (["llc", "--center", "/no/such.npz"], "argument --center: no such file"),
+    (["llc", "--population", "--control-variate"], "argument --control-variate: population targets"),
     (["llc", "--model", "gaussian_mixture"], "argument --center: w* (true_params) is not inside the prior's support"),
     (["show", "/no/such/dir"], "argument RESULTS_DIR"),
     (["frobnicate"], "argument COMMAND: invalid choice"),

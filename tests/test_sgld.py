@@ -132,7 +132,7 @@ def test_check_equilibration_keeps_the_estimate_and_agrees_when_mixed():
     assert d["hot_start_samples"].nll.shape[1] == 4  # num_chains // 2
     assert abs(d["equilibration_z"]) < Z, repr(checked)
     assert abs(d["hot_start_llc"] - 1 / 6) < Z * d["hot_start_llc_se"], repr(checked)
-    assert "hot vs cold start z" in repr(checked)
+    assert "cold/hot start λ̂" in repr(checked)
 
 
 def test_equilibration_check_flags_groups_that_disagree():
