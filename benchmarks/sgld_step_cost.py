@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 
 from _machine import load_avg, machine_info
+from llc_vs_devinterp import SIZES, make_model
 
-SIZES = [((10, 10, 10, 10), 4), ((30, 30, 30, 30), 6), ((70, 70, 70), 4)]
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -48,12 +48,9 @@ def step_costs(widths, r, *, n, chains, batch, steps, gamma=100.0):
     import jax
     import jax.numpy as jnp
 
-    import slt_thermo as st
-    from slt_thermo import models
     from slt_thermo.samplers.sgld import SGLDConfig
 
-    m = models.deep_linear(widths=widths, r=r, sigma=2 ** -0.5, prior_scale=1e3, seed=0)
-    target = st.Target(m, m.simulate(jax.random.PRNGKey(1000), n))
+    m, _, target = make_model(widths, r, n, seed=0)  # the throughput table's model and data
     beta = 1 / math.log(n)
     center = jax.tree_util.tree_map(jnp.asarray, m.true_params)
     u = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (chains,) + x.shape), center)
