@@ -322,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SGLD preconditioner (rmsprop needs --step-size EPS or sweep)")
     g.add_argument("--control-variate", action="store_true",
                    help="SGLD-CV: control-variate the minibatch gradient at w* (less minibatch-noise "
-                        "bias on noisy data when the chains stay near w*; needs data and --batch-size)")
+                        "bias on noisy data when the chains stay near w*; needs data, not --population; "
+                        "helps most with --batch-size B ≪ n)")
     g.add_argument("--check-equilibration", action="store_true",
                    help="also run chains//2 chains started hot (at β/16) and compare their λ̂ with the "
                         "chains started at w* over the second half: a gap means neither has equilibrated")
@@ -1159,12 +1160,15 @@ def _llc_truth(args, lam, center_text):
 
 
 def _auto_step(kappa, halvings, ok=None):
-    """``ok``: whether the last run passed (finite, MALA acceptance >= LLC_ACCEPT, predicted ε-bias <= 5%)."""
+    """``ok``: whether the last run passed (finite, MALA acceptance >= LLC_ACCEPT, predicted ε-bias
+    <= PREDICTED_BIAS of λ̂)."""
+    from .llc import PREDICTED_BIAS
+
     rule = "1/(4κ̂)" + (f"/2^{halvings}" if halvings else "")
     text = f"auto: ε = {rule}, κ̂ = {kappa:.4g} the largest curvature of the localized log density at w*"
     if halvings:
         text += (f"; halved {halvings}× until the run's MALA acceptance was >= {LLC_ACCEPT} and its predicted "
-                 "ε-bias <= 5% of λ̂" if ok is None or ok
+                 f"ε-bias <= {PREDICTED_BIAS:.0%} of λ̂" if ok is None or ok
                  else f"; halved {halvings}× (MALA acceptance or predicted ε-bias still failing)")
     return {"step_size": 1 / (4 * kappa) / 2**halvings, "rule": "auto", "kappa": kappa, "halvings": halvings,
             "text": text, "short": f"auto: {rule}, κ̂ = {kappa:.4g}"}
@@ -1172,6 +1176,7 @@ def _auto_step(kappa, halvings, ok=None):
 
 def _llc_step_size(args, target, center, beta, batch, preconditioner, key):
     import slt_thermo as st
+    from .llc import PREDICTED_BIAS
 
     if args.step_size == "auto":
         kappa = st.max_curvature(target, center, beta=beta, gamma=args.gamma)
@@ -1187,8 +1192,8 @@ def _llc_step_size(args, target, center, beta, batch, preconditioner, key):
         return {"step_size": float(eps), "rule": "sweep", "bias_certified": certified,
                 "table": table.to_dict(orient="records"), "short": "sweep: st.sgld_step_size",
                 "text": "st.sgld_step_size sweep: " + (
-                    "the largest sound ε with predicted ε-bias <= 5%" if certified
-                    else "the smallest sound ε (predicted ε-bias above 5% everywhere)") + (
+                    f"the largest sound ε with predicted ε-bias <= {PREDICTED_BIAS:.0%}" if certified
+                    else f"the smallest sound ε (predicted ε-bias above {PREDICTED_BIAS:.0%} everywhere)") + (
                     "" if table.attrs.get("mixing", True) else "; it did not mix within the sweep (λ̂ likely too low)")}
     return {"step_size": float(args.step_size), "rule": "given", "text": "given by --step-size",
             "short": "given by --step-size"}
@@ -1275,6 +1280,8 @@ def _llc_setup_lines(s):
 
 
 def print_llc_report(s: dict, outdir: str) -> None:
+    from .llc import DRIFT_Z, EQUILIBRATION_Z, GAMMA_SENSITIVITY, PREDICTED_BIAS
+
     lam, lam_f, m = s["model"].get("rlct"), s["model"].get("rlct_float"), s["model"].get("multiplicity")
     truth = s["truth"]
     e = s["llc"]
@@ -1321,12 +1328,13 @@ def print_llc_report(s: dict, outdir: str) -> None:
         ("ESS of nL_n", _num(dg.get("ess"), "10.0f"), f"of {dg['chains'] * dg['draws']} draws"),
         ("MALA acceptance of ε", _num(dg.get("mala_accept"), "10.3f"), ">= 0.9 (small ε-bias; < 0.5: ε too large)"),
         ("predicted ε-bias of λ̂", _num(dg.get("predicted_bias"), "+10.3g"),
-         "< 5% of λ̂ (SGLD's first-order bias: minibatch noise + discretization)"),
-        ("drift z (2nd vs 1st half)", _num(dg.get("drift_z"), "+10.1f"), "|z| < 4 (burn-in long enough)"),
+         f"< {PREDICTED_BIAS:.0%} of λ̂ (SGLD's first-order bias: minibatch noise + discretization)"),
+        ("drift z (2nd vs 1st half)", _num(dg.get("drift_z"), "+10.1f"),
+         f"|z| < {DRIFT_Z:g} (burn-in long enough)"),
         ("dλ̂/dlog γ", _num(dg.get("gamma_sensitivity"), "+10.3g"),
-         "|·| < 10% of λ̂ (the localization γ hardly shapes λ̂)"),
+         f"|·| < {GAMMA_SENSITIVITY:.0%} of λ̂ (the localization γ hardly shapes λ̂)"),
         *([("cold vs hot start z", _num(dg["equilibration_z"], "+10.1f"),
-            f"|z| < 4 (λ̂ of chains from w* {dg['cold_start_llc']:.3g}, from a hot start "
+            f"|z| < {EQUILIBRATION_Z:g} (λ̂ of chains from w* {dg['cold_start_llc']:.3g}, from a hot start "
             f"{dg['hot_start_llc']:.3g}, second halves)")] if dg.get("equilibration_z") is not None else []),
         ("unhealthy chains", f"{dg['unhealthy']} of {dg['chains']}", "0 (non-finite chains are excluded)"),
         ("step size ε", f"{s['settings']['step_size']:10.3g}", step.get("short", step.get("text", ""))),

@@ -52,6 +52,9 @@ def _drift_z(x):
 PREDICTED_BIAS = 0.05
 # llc warns when |dλ̂/d log γ| exceeds this fraction of λ̂ (beyond 2 standard errors)
 GAMMA_SENSITIVITY = 0.1
+# llc warns when the second half of the draws differs from the first by more (in se), for nL_n
+# and for ‖w − w*‖²: burn-in too short, or chains still spreading from w*
+DRIFT_Z = 4.0
 
 
 def llc(
@@ -256,9 +259,9 @@ def llc_from_samples(samples: Samples, nll_center: float, *, beta: float | None 
             f"SGLD's predicted ε-bias is {bias:+.3g} ({100 * bias / abs(value - bias):.0f}% of λ̂; "
             f"minibatch noise {bias_noise:+.3g}, discretization {bias_disc:+.3g}): a smaller "
             "step_size (the minibatch part also shrinks with a larger batch_size)")
-    if abs(drift) > 4:
+    if abs(drift) > DRIFT_Z:
         problems.append(f"nll drifts between halves (z = {drift:.1f}): burn-in too short")
-    if abs(drift_dist) > 4:
+    if abs(drift_dist) > DRIFT_Z:
         problems.append(f"‖w − w*‖² drifts between halves (z = {drift_dist:.1f}): the chains are still "
                         "spreading from w*, λ̂ is likely too low (step too small or run too short)")
     if abs(sens) - 2 * sens_se > GAMMA_SENSITIVITY * abs(value):

@@ -379,6 +379,19 @@ def test_help_everywhere(capsys):
         assert "usage: slt-thermo" in capsys.readouterr().out
 
 
+def test_llc_help_quotes_the_library_thresholds(capsys):
+    """The llc help is built without importing jax (fast --help), so it spells the thresholds of
+    slt_thermo.llc as literals: they must say what the constants are."""
+    from slt_thermo.cli import LLC_ACCEPT
+    from slt_thermo.llc import HOT_START_HEAT, PREDICTED_BIAS
+
+    assert call(["llc", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"exceeds {PREDICTED_BIAS:.0%} of λ̂" in text
+    assert f"MALA acceptance is < {LLC_ACCEPT:g}" in text
+    assert f"started hot (at β/{HOT_START_HEAT:g})" in text
+
+
 def test_free_energy_command_and_show(tmp_path, capsys, monkeypatch):
     # the sampling inside free_energy_vs_n is faked (tested in test_estimators and the notebook);
     # this checks the command's plumbing: data, exact column, tables, files, show
