@@ -696,6 +696,15 @@ def reprint(path):
 
 
 # ============================================================================ main
+def _size(text):
+    """'10,10,10,10:4' -> ((10, 10, 10, 10), 4)."""
+    try:
+        widths, r = text.split(":")
+        return tuple(int(w) for w in widths.split(",")), int(r)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected W1,W2,...:R (e.g. 30,30,30,30:6), got {text!r}")
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--setup", action="store_true", help=f"create the devinterp venv at {VENV} and exit")
@@ -738,14 +747,18 @@ def parse_args(argv=None):
                         "(on the data's sufficient statistics: under a minute each)")
     p.add_argument("--picker", action="store_true",
                    help="also run st.llc(step_size=None) (the ε sweep) on one regime-1 DLN: minutes")
+    p.add_argument("--sizes", type=_size, nargs="+", default=None, metavar="W1,W2,...:R",
+                   help="the throughput table's DLNs (widths, then the rank r of w*), e.g. "
+                        "10,10,10,10:4 30,30,30,30:6 (default: the three of SIZES)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--from-json", type=Path, default=None, metavar="PATH",
                    help="re-print the tables of a saved result file; runs nothing")
     args = p.parse_args(argv)
-    args.sizes = SIZES
+    sizes = args.sizes
+    args.sizes = sizes or SIZES
     if args.quick:
-        args.sizes = QUICK_SIZES
+        args.sizes = sizes or QUICK_SIZES
         args.chains, args.burnin, args.draws = 4, 50, 50
         args.acc_models, args.acc_chains, args.acc_steps, args.acc_burnin = [2, 1], 4, 300, 100
         args.acc_devinterp_all = True
