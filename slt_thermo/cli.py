@@ -1326,7 +1326,8 @@ def print_llc_report(s: dict, outdir: str) -> None:
     rows = [
         ("R-hat of nL_n", _num(dg.get("rhat"), "10.3f"), "< 1.05 (chains agree)"),
         ("ESS of nL_n", _num(dg.get("ess"), "10.0f"), f"of {dg['chains'] * dg['draws']} draws"),
-        ("MALA acceptance of ε", _num(dg.get("mala_accept"), "10.3f"), ">= 0.9 (small ε-bias; < 0.5: ε too large)"),
+        ("MALA acceptance of ε", _num(dg.get("mala_accept"), "10.3f"),
+         f">= {LLC_ACCEPT:g} (small ε-bias; < 0.5: ε too large)"),
         ("predicted ε-bias of λ̂", _num(dg.get("predicted_bias"), "+10.3g"),
          f"< {PREDICTED_BIAS:.0%} of λ̂ (SGLD's first-order bias: minibatch noise + discretization)"),
         ("drift z (2nd vs 1st half)", _num(dg.get("drift_z"), "+10.1f"),

@@ -421,7 +421,7 @@ def sgld_step_size(
     num_chains: int = 8,
     num_steps: int = 2000,
     target_accept: float = 0.9,
-    max_bias: float = 0.05,
+    max_bias: float = PREDICTED_BIAS,
     preconditioner: str | None = None,
     control_variate: bool = False,
 ):
