@@ -37,6 +37,16 @@ class Model:
     (the population potential K(w) = KL(q ‖ p(·|w)), used by ``Target.population``) and the
     exact learning coefficient ``rlct`` (a Fraction) with its ``multiplicity``, both computed by
     :mod:`slt_thermo.exact`. ``support`` is a pytree of numpyro constraints (None: unconstrained).
+
+    Optional seams a Target picks up when present:
+
+    - ``sample_prior(key) -> params``: an exact draw from φ (population annealing, AIS and BDMC
+      start from it; ``Target.sample_prior(key, shape)``);
+    - ``observables(params, data) -> dict[str, scalar]``: quantities every sampler records per
+      draw, by name (``data`` is None for population targets);
+    - ``hyper``: a pytree of hyperparameters (multipliers); the model's likelihood is then
+      ``log_likelihood(params, data, hyper)`` (and ``kl(params, hyper)``), hyper being traced, so
+      ``target.with_hyper(...)`` over a grid reuses one compiled sampler.
     """
 
     name = "model"

@@ -16,6 +16,7 @@ class NumpyroParts(NamedTuple):
     init: Callable
     support: dict
     data: dict
+    sample_prior: Callable
 
 
 def _trace(model_fn, args, kwargs, params=None, data=None, key=None):
@@ -97,4 +98,8 @@ def numpyro_parts(model_fn, args, kwargs) -> NumpyroParts:
             out[name] = t(u)
         return out
 
-    return NumpyroParts(log_prior, log_likelihood, init, support, data)
+    def sample_prior(key):  # the latent sites run from their priors (observed ones stay observed)
+        t = _sample_sites(_trace(model_fn, args, kwargs, key=key))
+        return {k: t[k]["value"] for k in latent}
+
+    return NumpyroParts(log_prior, log_likelihood, init, support, data, sample_prior)

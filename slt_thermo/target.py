@@ -13,12 +13,15 @@ params in [−1, 1]. Samplers move in an unconstrained space obtained with numpy
 the pushed-forward density is exactly the one above. Users never see the unconstrained space:
 samples are reported in model space.
 
-A Target is a JAX pytree whose only leaves are the data, so it can be passed to ``jax.jit``
-functions without baking the dataset into the compiled program.
+A Target is a JAX pytree whose only leaves are the data and the hyperparameters ``hyper``, so
+it can be passed to ``jax.jit`` functions without baking either into the compiled program: targets
+that differ only by their hyperparameters (:meth:`Target.with_hyper`, e.g. TherML's multipliers
+over a grid) share one compiled sampler, exactly as the β of a ladder do.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -35,7 +38,8 @@ Data = Any
 class _Spec:
     """Static part of a Target (functions and metadata); hashed by identity for jit caching."""
 
-    def __init__(self, *, log_prior, log_likelihood, init, support, n, population_kl, model, name):
+    def __init__(self, *, log_prior, log_likelihood, init, support, n, population_kl, model, name,
+                 sample_prior=None, observables=None):
         self.log_prior = log_prior
         self.log_likelihood = log_likelihood
         self.init = init
@@ -44,6 +48,9 @@ class _Spec:
         self.population_kl = population_kl
         self.model = model
         self.name = name
+        self.sample_prior = sample_prior
+        self.observables = observables
+        self.observable_names = None  # filled on first use (static: part of the compile key)
 
 
 def _check_key(key, argname="key"):
@@ -96,6 +103,32 @@ def _validate_data(data) -> int:
     return n
 
 
+def _as_hyper(hyper):
+    """Hyperparameters as a pytree of arrays (floats in the default float dtype), or None.
+
+    Python numbers become arrays so that every value of a sweep has the same abstract type: one
+    compiled program serves them all."""
+    if hyper is None:
+        return None
+
+    def leaf(x):
+        if isinstance(x, jax.core.Tracer):
+            return x
+        a = np.asarray(x)
+        if not np.issubdtype(a.dtype, np.number) and a.dtype != bool:
+            raise InvalidArgumentError(f"`hyper` leaves must be numbers or arrays, got {x!r}")
+        if np.issubdtype(a.dtype, np.floating) or a.dtype.kind in "iu" and np.ndim(x) == 0:
+            return jnp.asarray(a, dtype=jnp.result_type(float))
+        return jnp.asarray(a)
+
+    return jax.tree_util.tree_map(leaf, hyper)
+
+
+def _model_method(model, name):
+    f = getattr(model, name, None)
+    return f if callable(f) else None
+
+
 def _flat_transforms(support, params):
     """numpyro bijections (unconstrained → support), one per leaf of `params`."""
     from numpyro.distributions import constraints
@@ -136,7 +169,7 @@ class Target:
     - :meth:`log_density` — log φ(w) − β H(w) − γ/2 ‖w − center‖².
     """
 
-    def __init__(self, model, data, *, validate: bool = True):
+    def __init__(self, model, data, *, hyper=None, validate: bool = True):
         for attr in ("log_prior", "log_likelihood"):
             if not callable(getattr(model, attr, None)):
                 raise InvalidArgumentError(
@@ -144,47 +177,58 @@ class Target:
                     "Use Target.from_functions for bare functions."
                 )
         n = _validate_data(data)
-        init = getattr(model, "init", None)
-        spec = _Spec(
+        self._spec = _Spec(
             log_prior=model.log_prior,
             log_likelihood=model.log_likelihood,
-            init=init,
+            init=getattr(model, "init", None),
             support=getattr(model, "support", None),
             n=n,
             population_kl=None,
             model=model,
             name=getattr(model, "name", type(model).__name__),
+            sample_prior=_model_method(model, "sample_prior"),
+            observables=_model_method(model, "observables"),
         )
-        self._spec = spec
         self.data = jax.tree_util.tree_map(jnp.asarray, data)
+        self.hyper = _as_hyper(getattr(model, "hyper", None) if hyper is None else hyper)
         if validate:
             self._validate()
 
     # ----------------------------------------------------------------- constructors
     @classmethod
-    def from_functions(cls, log_prior, log_likelihood, data, init, *, support=None, name="custom"):
+    def from_functions(cls, log_prior, log_likelihood, data, init, *, support=None, name="custom",
+                       sample_prior=None, observables=None, hyper=None):
         """Build a Target from bare functions.
 
         Args:
             log_prior: ``params -> scalar`` log φ(w).
-            log_likelihood: ``(params, data) -> (n,)`` log p(y_i|x_i, w) per example.
+            log_likelihood: ``(params, data) -> (n,)`` log p(y_i|x_i, w) per example; with
+                ``hyper``, ``(params, data, hyper) -> (n,)``.
             data: pytree of arrays, examples on axis 0.
             init: ``key -> params`` or a params pytree (the initial point for every chain).
             support: optional pytree of numpyro constraints matching params (default: real).
+            sample_prior: optional ``key -> params``, an exact draw from φ (population annealing,
+                AIS and BDMC start from it).
+            observables: optional ``(params, data) -> dict[str, scalar]``, recorded per draw by
+                every sampler (see :meth:`observables`).
+            hyper: optional pytree of hyperparameters passed to ``log_likelihood`` as a traced
+                argument (see :meth:`with_hyper`).
         """
-        for argname, f in (("log_prior", log_prior), ("log_likelihood", log_likelihood)):
-            if not callable(f):
+        optional = (("sample_prior", sample_prior), ("observables", observables))
+        for argname, f in (("log_prior", log_prior), ("log_likelihood", log_likelihood), *optional):
+            if not callable(f) and not (f is None and argname in dict(optional)):
                 raise InvalidArgumentError(f"`{argname}` must be callable, got {type(f).__name__}")
-        model = _FunctionModel(log_prior, log_likelihood, init, support, name)
-        return cls(model, data)
+        model = _FunctionModel(log_prior, log_likelihood, init, support, name, sample_prior,
+                               observables)
+        return cls(model, data, hyper=hyper)
 
     @classmethod
-    def population(cls, model, n: int):
+    def population(cls, model, n: int, *, hyper=None):
         """The deterministic population potential: H(w) = n·K(w) instead of the data NLL.
 
         With no data noise the thermodynamics is exactly computable (REFERENCE §0, §2.2), which
         makes these targets the main exact fixtures for samplers and estimators. The model must
-        know K(w) (method ``kl``).
+        know K(w) (method ``kl``; ``kl(params, hyper)`` when the model has hyperparameters).
         """
         if not callable(getattr(model, "kl", None)):
             raise InvalidArgumentError(
@@ -203,8 +247,11 @@ class Target:
             population_kl=model.kl,
             model=model,
             name=getattr(model, "name", type(model).__name__) + " (population)",
+            sample_prior=_model_method(model, "sample_prior"),
+            observables=_model_method(model, "observables"),
         )
         self.data = None
+        self.hyper = _as_hyper(getattr(model, "hyper", None) if hyper is None else hyper)
         self._validate()
         return self
 
@@ -217,26 +264,59 @@ class Target:
         unconstrained space with the log-Jacobian added to the prior, exactly as numpyro does.
         ``nll_batch`` evaluates the full data and subsamples (numpyro models receive their
         data as arguments we cannot slice); use :meth:`from_functions` for cheap minibatches.
+        :meth:`sample_prior` runs the model's latent sites from their priors.
         """
         from ._numpyro import numpyro_parts
 
         parts = numpyro_parts(model_fn, args, kwargs)
         model = _FunctionModel(
             parts.log_prior, parts.log_likelihood, parts.init, parts.support,
-            getattr(model_fn, "__name__", "numpyro_model"),
+            getattr(model_fn, "__name__", "numpyro_model"), parts.sample_prior,
         )
         return cls(model, parts.data)
 
     # ----------------------------------------------------------------- pytree protocol
     def tree_flatten(self):
-        return (self.data,), self._spec
+        return (self.data, self.hyper), self._spec
 
     @classmethod
     def tree_unflatten(cls, spec, children):
         self = object.__new__(cls)
         self._spec = spec
-        (self.data,) = children
+        self.data, self.hyper = children
         return self
+
+    def with_hyper(self, hyper=None, **updates):
+        """The same target with other hyperparameter values (``hyper`` whole, or ``updates`` of
+        named entries of a dict ``hyper``), sharing every compiled program with this one.
+
+        The structure and shapes must stay those of the current ``hyper``: values vary over a
+        sweep, the model does not. Works under ``jax.vmap``/``jit`` (traced values).
+        """
+        if self.hyper is None:
+            raise InvalidArgumentError(
+                "this target has no hyperparameters; build it with `hyper=` (or give the model a "
+                "`hyper` attribute) to vary them")
+        if hyper is None:
+            if not isinstance(self.hyper, dict):
+                raise InvalidArgumentError("keyword updates need a dict `hyper`; pass the whole pytree")
+            unknown = set(updates) - set(self.hyper)
+            if unknown:
+                raise InvalidArgumentError(
+                    f"unknown hyperparameter(s) {sorted(unknown)}; this target has {sorted(self.hyper)}")
+            hyper = {**self.hyper, **updates}
+        elif updates:
+            raise InvalidArgumentError("give either `hyper` or keyword updates, not both")
+        new = _as_hyper(hyper)
+        old_leaves, old_def = jax.tree_util.tree_flatten(self.hyper)
+        new_leaves, new_def = jax.tree_util.tree_flatten(new)
+        if new_def != old_def or any(jnp.shape(a) != jnp.shape(b) for a, b in zip(old_leaves, new_leaves)):
+            raise InvalidArgumentError(
+                f"`hyper` must keep the structure and shapes of {self.hyper!r}; build a new Target "
+                "to change the model")
+        out = object.__new__(Target)
+        out._spec, out.data, out.hyper = self._spec, self.data, new
+        return out
 
     # ----------------------------------------------------------------- properties
     @property
@@ -260,6 +340,19 @@ class Target:
     def support(self):
         return self._spec.support
 
+    @property
+    def observable_names(self) -> tuple[str, ...]:
+        """Names of the observables recorded per draw, sorted (as JAX orders a dict pytree);
+        empty when the target declares none."""
+        spec = self._spec
+        if spec.observables is None:
+            return ()
+        if spec.observable_names is None:
+            params = self.init(jax.random.PRNGKey(0))
+            out = jax.eval_shape(lambda p, d: spec.observables(p, d), params, self.data)
+            spec.observable_names = _check_observables(out)
+        return spec.observable_names
+
     # ----------------------------------------------------------------- densities
     def log_prior(self, params):
         """log φ(w)."""
@@ -271,14 +364,24 @@ class Target:
         In population mode every example contributes −K(w), so the sum is −nK(w).
         """
         if self.is_population:
-            return jnp.full((self.n,), -self._spec.population_kl(params))
-        return jnp.asarray(self._spec.log_likelihood(params, self.data))
+            return jnp.full((self.n,), -self._kl(params))
+        return jnp.asarray(self._loglik(params, self.data))
+
+    def _loglik(self, params, data):
+        if self.hyper is None:
+            return self._spec.log_likelihood(params, data)
+        return self._spec.log_likelihood(params, data, self.hyper)
+
+    def _kl(self, params):
+        if self.hyper is None:
+            return self._spec.population_kl(params)
+        return self._spec.population_kl(params, self.hyper)
 
     def nll(self, params):
         """H(w) = n L_n(w) = −Σ_i log p(y_i|x_i, w) on the full data (n K(w) in population mode)."""
         if self.is_population:
-            return self.n * self._spec.population_kl(params)
-        return -jnp.sum(self._spec.log_likelihood(params, self.data))
+            return self.n * self._kl(params)
+        return -jnp.sum(self._loglik(params, self.data))
 
     def nll_batch(self, params, idx):
         """Unbiased minibatch estimate of H(w): −(n/|idx|) Σ_{i ∈ idx} log p(y_i|x_i, w)."""
@@ -286,7 +389,7 @@ class Target:
             return self.nll(params)
         idx = jnp.asarray(idx)
         batch = jax.tree_util.tree_map(lambda a: a[idx], self.data)
-        return -(self.n / idx.shape[0]) * jnp.sum(self._spec.log_likelihood(params, batch))
+        return -(self.n / idx.shape[0]) * jnp.sum(self._loglik(params, batch))
 
     def log_density(self, params, beta, center=None, gamma=0.0, idx=None):
         """log φ(w) − β H(w) − (γ/2)‖w − center‖², unnormalized, in model space.
@@ -336,6 +439,39 @@ class Target:
         w, logdet = self.constrain_with_logdet(u)
         return self.log_density(w, beta, center, gamma, idx) + logdet
 
+    # ----------------------------------------------------------------- observables
+    def observables(self, params) -> dict:
+        """The declared observables at ``params`` (model space): ``{name: scalar}``, ``{}`` when
+        the target declares none. Samplers record them per draw (``Samples[name]``) and population
+        annealing reports their weighted means and covariances with H per rung, so
+        ``st.susceptibility(run, "D", "C")`` works by name."""
+        if self._spec.observables is None:
+            return {}
+        out = self._spec.observables(params, self.data)
+        names = self.observable_names
+        return {k: jnp.asarray(out[k]) for k in names}
+
+    # ----------------------------------------------------------------- prior draws
+    def sample_prior(self, key, shape=()):
+        """Exact draws from the prior φ in model space, with leading axes ``shape``.
+
+        From the model's ``sample_prior(key)``, ``from_functions(..., sample_prior=fn)``, or, for
+        ``from_numpyro`` targets, the model's latent sites run from their priors. Raises
+        :class:`~slt_thermo.InvalidArgumentError` when the target cannot draw from its prior.
+        """
+        _check_key(key)
+        fn = self._spec.sample_prior
+        if fn is None:
+            raise InvalidArgumentError(
+                f"the model {self.name!r} cannot draw from its prior: give it a "
+                "`sample_prior(key)` method (or Target.from_functions(..., sample_prior=fn))")
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        if not shape:
+            return fn(key)
+        num = math.prod(shape)
+        draws = jax.vmap(fn)(jax.random.split(key, num))
+        return jax.tree_util.tree_map(lambda x: x.reshape(shape + x.shape[1:]), draws)
+
     # ----------------------------------------------------------------- init
     def init(self, key):
         """An initial point in model space (the model's ``init``; else uniform in (−2, 2)
@@ -359,12 +495,13 @@ class Target:
             raise LikelihoodError(
                 f"`log_prior` is {lp} at the initial point; the init must lie in the prior's support"
             )
+        self.observable_names  # checks the observables' output (names and scalars)
         if self.is_population:
-            k = np.asarray(self._spec.population_kl(params))
+            k = np.asarray(self._kl(params))
             if k.shape != () or not np.isfinite(k):
                 raise LikelihoodError(f"`kl` must return a finite scalar at init, got {k!r}")
             return
-        ll = np.asarray(self._spec.log_likelihood(params, self.data))
+        ll = np.asarray(self._loglik(params, self.data))
         if ll.shape != (self.n,):
             raise LikelihoodError(
                 f"`log_likelihood` must return one value per example, shape ({self.n},), "
@@ -384,12 +521,35 @@ class Target:
 class _FunctionModel:
     """Adapter: bare functions seen as a Model."""
 
-    def __init__(self, log_prior, log_likelihood, init, support, name):
+    def __init__(self, log_prior, log_likelihood, init, support, name, sample_prior=None,
+                 observables=None):
         self.log_prior = log_prior
         self.log_likelihood = log_likelihood
         self.init = init
         self.support = support
         self.name = name
+        if sample_prior is not None:
+            self.sample_prior = sample_prior
+        if observables is not None:
+            self.observables = observables
+
+
+def _check_observables(out) -> tuple[str, ...]:
+    """Names of an observables dict (from ``jax.eval_shape``); each value must be a scalar and
+    no name may collide with a variable every Samples has."""
+    from .results import RESERVED
+
+    if not isinstance(out, dict):
+        raise LikelihoodError(f"`observables` must return a dict of scalars, got {type(out).__name__}")
+    for k, v in out.items():
+        if not isinstance(k, str) or not k:
+            raise LikelihoodError(f"`observables` keys must be non-empty strings, got {k!r}")
+        if k in RESERVED:
+            raise LikelihoodError(f"observable name `{k}` collides with a Samples variable; rename it")
+        if getattr(v, "shape", None) != ():
+            raise LikelihoodError(
+                f"observable `{k}` must be a scalar per draw, got shape {getattr(v, 'shape', None)}")
+    return tuple(out)
 
 
 def sq_distance(params, center):
