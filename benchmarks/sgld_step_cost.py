@@ -68,7 +68,7 @@ def step_costs(widths, r, *, n, chains, batch, steps, gamma=100.0):
         @jax.jit
         def run(s, key):
             def body(s, k):
-                s = jax.vmap(kernel.step)(jax.random.split(k, chains), s, betas)
+                s = jax.vmap(kernel.step)(jax.random.split(k, chains), s, betas)[0]  # (state, info)
                 return s, s.nll
             return jax.lax.scan(body, s, jax.random.split(key, steps))
 

@@ -14,7 +14,11 @@ learning coefficients and susceptibilities off the per-draw energies.
     st.plotting.traces(run, path="traces.png")      # figures (matplotlib, imported on first use)
 """
 
-from . import errors, exact
+import importlib
+import sys
+import types
+
+from . import errors
 from .errors import (
     DataError,
     InvalidArgumentError,
@@ -22,39 +26,29 @@ from .errors import (
     SLTThermoError,
     TooFewHealthyChainsError,
 )
-from .llc import gamma_sensitivity, llc, llc_from_samples, max_curvature, sgld_step_size
-from .results import Estimate, Samples, load
-from .samplers import (
-    AnnealingResult,
-    AnnealingStalledError,
-    BDMCResult,
-    ais,
-    bdmc,
-    population_annealing,
-    sample_hmc,
-    sample_mala,
-    sample_nuts,
-    sample_sgld,
-)
-from .target import Target
-from .thermo import (
-    free_energy,
-    free_energy_curve,
-    free_energy_vs_n,
-    ladder,
-    observables,
-    rlct,
-    susceptibility,
-    thermodynamics,
-    ti_free_energy,
-    waic_from_loglik,
-    wbic,
-)
+
+# The public names, each loaded from its module on first use (PEP 562): `import slt_thermo` (and so
+# `slt-thermo --help`) imports neither jax nor sympy/scipy/xarray until something needs them.
+_LAZY = {
+    **dict.fromkeys(("gamma_sensitivity", "llc", "llc_from_samples", "max_curvature",
+                     "sgld_step_size"), "llc"),
+    **dict.fromkeys(("Estimate", "Samples", "load"), "results"),
+    **dict.fromkeys(("AnnealingResult", "AnnealingStalledError", "BDMCResult", "RunOptions",
+                     "RunState", "ais", "bdmc", "population_annealing", "sample_hmc", "sample_mala",
+                     "sample_nuts", "sample_sgld"), "samplers"),
+    "Target": "target",
+    **dict.fromkeys(("free_energy", "free_energy_curve", "free_energy_vs_n", "ladder",
+                     "observables", "rlct", "susceptibility", "thermodynamics", "ti_free_energy",
+                     "waic_from_loglik", "wbic"), "thermo"),
+}
+_SUBMODULES = ("exact", "plotting", "io", "models")
 
 __all__ = [
     "AnnealingResult",
     "AnnealingStalledError",
     "BDMCResult",
+    "RunOptions",
+    "RunState",
     "ais",
     "bdmc",
     "population_annealing",
@@ -94,9 +88,27 @@ __all__ = [
 
 
 def __getattr__(name):
-    # `st.plotting` on first use (PEP 562), so `import slt_thermo` does not import matplotlib
-    if name == "plotting":
-        import importlib
-
-        return importlib.import_module(f"{__name__}.plotting")
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))
+
+
+class _Package(types.ModuleType):
+    """Keeps ``st.llc`` the function: importing the submodule ``slt_thermo.llc`` sets the package
+    attribute of that name to the module (an eager ``from .llc import llc`` used to rebind it)."""
+
+    def __setattr__(self, name, value):
+        if name in _LAZY and isinstance(value, types.ModuleType) and hasattr(value, name):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -14,7 +14,11 @@
   (running sum of squared deviations, Welford), ``loglik_logsumexp`` (log Σ_draws p(y_i|x_i,w)).
   With ``attrs["num_draws"]`` they give WAIC, the Bayes training loss and the functional variance
   without ever storing a draws × n matrix;
-- ``healthy`` (beta, chain): False where the chain produced a non-finite value.
+- ``healthy`` (beta, chain): False where the chain produced a non-finite value;
+- one variable per declared observable of the target (``Target.observables``), per draw.
+
+A run without inverse temperature (an SGD trajectory) has no ``beta`` dimension: dims
+(chain, draw). Estimators that need β raise on it, saying so.
 
 Attributes record n, the sampler and its settings, the target name and, when known, the true λ.
 """
@@ -56,12 +60,13 @@ class Samples:
 
     def __init__(self, ds: xr.Dataset):
         missing = {"nll", "healthy"} - set(ds.data_vars)
-        if missing or not {"beta", "chain", "draw"} <= set(ds.dims):
+        if missing or not {"chain", "draw"} <= set(ds.dims):
             raise InvalidArgumentError(
-                "`ds` is not a Samples dataset: it needs dims beta, chain, draw and variables "
+                "`ds` is not a Samples dataset: it needs dims (beta,) chain, draw and variables "
                 f"nll, healthy (missing: {sorted(missing)})"
             )
         self.ds = ds
+        self.state = None  # the run's final RunState when it came from a sampler (not saved)
 
     # ----------------------------------------------------------------- access
     def __getitem__(self, name):
@@ -71,7 +76,18 @@ class Samples:
         return name in self.ds
 
     @property
+    def has_beta(self) -> bool:
+        """False for a run without inverse temperature (an SGD trajectory: dims chain × draw)."""
+        return "beta" in self.ds.dims
+
+    @property
     def betas(self) -> np.ndarray:
+        """The ladder's inverse temperatures; raises on a run without β axis."""
+        if not self.has_beta:
+            raise InvalidArgumentError(
+                f"these samples ({self.ds.attrs.get('sampler', '?')} run) have no β axis, so "
+                "nothing that needs an inverse temperature (free energies, RLCT, observables of "
+                "p^β, ...) can be computed from them")
         return self.ds["beta"].values
 
     @property
@@ -97,6 +113,12 @@ class Samples:
         return {k: self.ds[k] for k in self.param_names if k in self.ds}
 
     @property
+    def observable_names(self) -> list[str]:
+        """Names of the target's observables recorded per draw."""
+        names = self.ds.attrs.get("observable_names", "")
+        return [s for s in str(names).split(",") if s]
+
+    @property
     def num_draws(self) -> int:
         return int(self.ds.sizes["draw"])
 
@@ -107,14 +129,15 @@ class Samples:
 
     # ----------------------------------------------------------------- diagnostics
     def summary(self):
-        """Per-β table (pandas DataFrame): mean and MC standard error of nll, R-hat and bulk ESS
+        """Per-β table (pandas DataFrame; one row, β = NaN, for a run without β axis): mean and MC standard error of nll, R-hat and bulk ESS
         of nll over the healthy chains, healthy-chain count, divergences and acceptance rate."""
         import pandas as pd
 
+        ds = self.ds if self.has_beta else self.ds.expand_dims(beta=[float("nan")])
         rows = []
-        for i, b in enumerate(self.betas):
-            ok = self.healthy.values[i]
-            x = self.nll.values[i][ok]
+        for i, b in enumerate(ds["beta"].values):
+            ok = ds["healthy"].values[i]
+            x = ds["nll"].values[i][ok]
             row = {"beta": b, "healthy_chains": int(ok.sum())}
             if x.shape[0] >= 1 and x.shape[1] >= 4:
                 row.update(
@@ -123,10 +146,10 @@ class Samples:
                     nll_rhat=rhat(x) if x.shape[0] >= 2 else float("nan"),
                     nll_ess_bulk=ess_bulk(x),
                 )
-            if "diverging" in self.ds:
-                row["divergences"] = int(self.ds["diverging"].values[i].sum())
-            if "acceptance_rate" in self.ds:
-                row["acceptance_rate"] = float(self.ds["acceptance_rate"].values[i].mean())
+            if "diverging" in ds:
+                row["divergences"] = int(ds["diverging"].values[i].sum())
+            if "acceptance_rate" in ds:
+                row["acceptance_rate"] = float(ds["acceptance_rate"].values[i].mean())
             rows.append(row)
         return pd.DataFrame(rows).set_index("beta")
 
@@ -135,21 +158,25 @@ class Samples:
         """ArviZ data (InferenceData on arviz < 1, DataTree on arviz ≥ 1) at one β.
 
         ``posterior`` holds the parameters and ``nll``; ``sample_stats`` the sampler statistics.
-        ``beta`` may be omitted when the run has a single rung.
+        ``beta`` may be omitted when the run has a single rung (or no β axis).
         """
-        if beta is None:
+        if not self.has_beta:
+            ds = self.ds
+        elif beta is None:
             if len(self.betas) != 1:
                 raise InvalidArgumentError(
                     f"`beta` is required: this run has {len(self.betas)} rungs; pick one of "
                     f"{np.round(self.betas, 6).tolist()}"
                 )
             beta = self.betas[0]
-        ds = self.ds.sel(beta=float(beta), method="nearest")
-        post = ds[self.param_names + ["nll"]] if self.param_names else ds[["nll"]]
+        if self.has_beta:
+            ds = self.ds.sel(beta=float(beta), method="nearest")
+        names = [k for k in self.param_names + self.observable_names if k in ds]
+        post = ds[names + ["nll"]]
         stats = ds[[s for s in STAT_NAMES if s in ds]]
         post = post.drop_vars("beta", errors="ignore")
         stats = stats.drop_vars("beta", errors="ignore")
-        post.attrs = stats.attrs = {"beta": float(ds["beta"])}
+        post.attrs = stats.attrs = {"beta": float(ds["beta"])} if "beta" in ds.coords else {}
         az = _arviz()
         if int(az.__version__.split(".")[0]) < 1:
             return az.InferenceData(posterior=post, sample_stats=stats)
@@ -175,13 +202,16 @@ class Samples:
         return cls(ds)
 
     def __repr__(self):
-        b = self.betas
         h = int(self.healthy.values.sum())
+        if self.has_beta:
+            b = self.betas
+            ladder = f"{len(b)} beta in [{b.min():.4g}, {b.max():.4g}], "
+        else:
+            ladder = "no beta axis, "
         return (
             f"Samples({self.ds.attrs.get('target', '?')}, sampler={self.ds.attrs.get('sampler', '?')}, "
-            f"n={self.n}, {len(b)} beta in [{b.min():.4g}, {b.max():.4g}], "
-            f"{self.ds.sizes['chain']} chains x {self.num_draws} draws, "
-            f"{h}/{b.size * self.ds.sizes['chain']} healthy)"
+            f"n={self.n}, {ladder}{self.ds.sizes['chain']} chains x {self.num_draws} draws, "
+            f"{h}/{self.healthy.size} healthy)"
         )
 
 

@@ -17,6 +17,8 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro
+import numpyro.distributions as dist
 import pytest
 
 import slt_thermo as st
@@ -24,6 +26,7 @@ from slt_thermo import exact, models
 from slt_thermo.errors import InvalidArgumentError, SLTThermoError
 from slt_thermo.samplers.population import (
     AnnealingStalledError,
+    AnnealState,
     ais,
     bdmc,
     population_annealing,
@@ -282,6 +285,194 @@ def test_bad_arguments(linreg, kwargs, match):
         population_annealing(target, **args)
 
 
+# ------------------------------------------------------------------------------ prior draws, observables
+LOG_2PI = math.log(2 * math.pi)
+
+
+def _ff_log_prior(p):  # N(0, I): the prior of models.linear_regression(2) (α = 1)
+    return -0.5 * jnp.sum(p["w"] ** 2) - 0.5 * p["w"].size * LOG_2PI
+
+
+def _ff_log_likelihood(p, d):  # y = xᵀw + N(0, 1), normalizers included (σ = 1)
+    return -0.5 * (d["y"] - d["x"] @ p["w"]) ** 2 - 0.5 * LOG_2PI
+
+
+def _ff_observables(p, d):
+    return {"w0": p["w"][0], "w_sq": jnp.sum(p["w"] ** 2)}
+
+
+def _numpyro_regression(x, y=None):  # the same model and prior as numpyro
+    w = numpyro.sample("w", dist.Normal(0.0, 1.0).expand([x.shape[1]]).to_event(1))
+    with numpyro.plate("data", x.shape[0]):
+        numpyro.sample("y", dist.Normal(x @ w, 1.0), obs=y)
+
+
+@pytest.fixture(scope="module")
+def theta_linreg():
+    """models.linear_regression(2) on data simulated from θ* ~ prior (an exact posterior draw,
+    for BDMC's reverse pass): (model, θ*, data, exact log Z)."""
+    m = models.linear_regression(2)
+    theta = m.sample_prior(jax.random.PRNGKey(13))
+    data = m.simulate(jax.random.PRNGKey(14), 50, params=theta)
+    return m, theta, data, -float(m.exact_thermo(data, 1.0).F)
+
+
+def _linreg_target(kind, data):
+    if kind == "numpyro":
+        return st.Target.from_numpyro(_numpyro_regression, data["x"], data["y"])
+    # init is not a prior draw: the prior draws must come from sample_prior=
+    return st.Target.from_functions(
+        _ff_log_prior, _ff_log_likelihood, data, init=lambda key: {"w": jnp.zeros(2)},
+        sample_prior=lambda key: {"w": jax.random.normal(key, (2,))}, observables=_ff_observables)
+
+
+@pytest.fixture(scope="module")
+def ff_target(theta_linreg):
+    return _linreg_target("from_functions", theta_linreg[2])
+
+
+@pytest.fixture(scope="module")
+def pa_ff(ff_target):
+    return population_annealing(ff_target, num_particles=400, num_runs=8, key=jax.random.PRNGKey(20),
+                                progress=False)
+
+
+def _exact_linreg_moments(data, beta):
+    """E^β[w_0], E^β[‖w‖²], their standard deviations and Cov^β(H, ·) = −d/dβ E^β[·] for the
+    conjugate posterior N(m_β, A_β⁻¹), A_β = I + β XᵀX, m_β = β A_β⁻¹Xᵀy (σ = α = 1)."""
+    X, y = np.asarray(data["x"], float), np.asarray(data["y"], float)
+    G = X.T @ X
+    Ai = np.linalg.inv(np.eye(2) + beta * G)
+    m = beta * Ai @ X.T @ y
+    dm = Ai @ (X.T @ y - G @ m)
+    mean = np.array([m[0], m @ m + np.trace(Ai)])
+    sd = np.sqrt([Ai[0, 0], 2 * np.trace(Ai @ Ai) + 4 * m @ Ai @ m])
+    cov_h = -np.array([dm[0], 2 * m @ dm - np.trace(Ai @ G @ Ai)])
+    return mean, sd, cov_h
+
+
+def test_pa_from_functions_prior_draws_match_exact_evidence(theta_linreg, pa_ff):
+    """No init_particles: the prior draws come from from_functions(sample_prior=...)."""
+    lz, exact_log_z = pa_ff.log_z, theta_linreg[3]
+    assert lz.details["stderr_within"] > 0 and pa_ff.attrs["complete"] == 1
+    assert abs(lz.value - exact_log_z) < Z * lz.stderr, (lz, exact_log_z)
+
+
+def test_pa_reports_observables_per_rung_and_particle(theta_linreg, pa_ff, pa_linreg):
+    _, _, data, _ = theta_linreg
+    r = pa_ff.rungs
+    assert r["observable"].values.tolist() == ["w0", "w_sq"]
+    assert r["quantity"].values.tolist() == ["nll", "w0", "w_sq"]
+    assert r["obs_mean_run"].dims == ("run", "beta", "observable") and r.sizes["run"] == 8
+    # the final population carries each observable per particle, equal to its recomputation
+    s = pa_ff.samples
+    assert s.observable_names == ["w0", "w_sq"]
+    w = s["w"].values.astype(float)
+    np.testing.assert_allclose(s["w0"].values, w[..., 0], rtol=1e-6)
+    np.testing.assert_allclose(s["w_sq"].values, np.sum(w**2, axis=-1), rtol=1e-5)
+    # weighted means at every rung against the conjugate posterior, within their errors
+    for i, beta in enumerate(pa_ff.betas):
+        mean, sd, cov_h = _exact_linreg_moments(data, beta)
+        got, se = r["obs_mean"].values[i], r["obs_mean_se"].values[i]
+        assert np.all(se > 0) and np.all(np.abs(got - mean) < Z * se + 0.05 * sd), (beta, got, mean, se)
+        cov = r["obs_cov"].values[i]
+        np.testing.assert_allclose(cov, cov.T)
+        # Cov^β(H, A) = −dE^β[A]/dβ: the correlation within 0.1 of the exact one
+        corr, exact_corr = cov[0, 1:] / np.sqrt(cov[0, 0] * np.diag(cov)[1:]), cov_h / np.sqrt(r["Var"].values[i]) / sd
+        assert np.all(np.abs(corr - exact_corr) < 0.1), (beta, corr, exact_corr)
+    np.testing.assert_allclose(r["obs_cov"].sel(quantity="nll", quantity2="nll").values, r["Var"].values,
+                               rtol=1e-6)
+    # no observables declared: nothing reported
+    assert "obs_mean" not in pa_linreg.rungs and pa_linreg.samples.observable_names == []
+
+
+def test_needs_exact_prior_draws_names_every_way_to_give_them():
+    target = st.Target.from_functions(
+        log_prior=lambda p: -0.5 * jnp.sum(p["w"] ** 2),
+        log_likelihood=lambda p, d: -0.5 * (d["y"] - p["w"][0]) ** 2,
+        data={"y": jnp.zeros(10)}, init=lambda key: {"w": jnp.zeros(2)})
+    for f, kw in ((population_annealing, {"num_particles": 16}),
+                  (ais, {"num_chains": 16, "betas": LADDER})):
+        with pytest.raises(InvalidArgumentError, match="sample_prior=") as err:
+            f(target, key=jax.random.PRNGKey(0), progress=False, **kw)
+        assert "init_particles=" in str(err.value)
+
+
+# ------------------------------------------------------------------------------ options, resumption
+def _assert_same_run(a, b):
+    np.testing.assert_array_equal(a.betas, b.betas)
+    for name in ("log_z", "log_z_run", "E", "Var", "log_z_se", "E_se"):
+        np.testing.assert_array_equal(a.rungs[name].values, b.rungs[name].values, err_msg=name)
+    for name in ("w", "nll"):
+        np.testing.assert_array_equal(a.samples[name].values, b.samples[name].values, err_msg=name)
+    np.testing.assert_array_equal(np.asarray(a.state.particles.u), np.asarray(b.state.particles.u))
+
+
+def _stop_and_resume(f, target, kwargs, stops=(3, 2)):
+    """Run in pieces of ``stops`` rungs, then to the end, each call resuming the last state."""
+    res = f(target, **kwargs, options=st.RunOptions(max_chunks=stops[0], progress=False))
+    assert isinstance(res.state, AnnealState) and res.state.k == stops[0]
+    assert res.attrs["complete"] == 0 and res.betas.size == stops[0] + 1
+    for k in stops[1:]:
+        res = f(target, **kwargs, options=st.RunOptions(max_chunks=k, resume=res.state, progress=False))
+    res = f(target, **kwargs, options=st.RunOptions(resume=res.state), progress=False)
+    assert res.attrs["complete"] == 1
+    return res
+
+
+def test_pa_fixed_ladder_resumes_exactly(linreg):
+    _, _, target = linreg
+    kwargs = {"betas": st.ladder.power(8), "num_particles": 400, "num_runs": 4,
+              "key": jax.random.PRNGKey(17)}
+    full = population_annealing(target, progress=False, **kwargs)
+    assert full.attrs["complete"] == 1 and full.state.k == 8
+    _assert_same_run(full, _stop_and_resume(population_annealing, target, kwargs))
+    # a state resumes only into its own run
+    with pytest.raises(InvalidArgumentError, match="different run"):
+        population_annealing(target, **{**kwargs, "key": jax.random.PRNGKey(18)}, progress=False,
+                             options=st.RunOptions(resume=full.state))
+
+
+def test_pa_adaptive_ladder_resumes_exactly(linreg, pa_linreg):
+    """The settings and key of `pa_linreg` (same compiled program), in pieces."""
+    _, _, target = linreg
+    kwargs = {"num_particles": 400, "num_runs": 4, "key": jax.random.PRNGKey(6), "mcmc": "hmc",
+              "mcmc_steps": 2}
+    _assert_same_run(pa_linreg, _stop_and_resume(population_annealing, target, kwargs, stops=(2, 1, 2)))
+
+
+def test_ais_resumes_exactly(linreg):
+    _, _, target = linreg
+    kwargs = {"betas": st.ladder.power(8), "num_chains": 200, "num_runs": 2,
+              "key": jax.random.PRNGKey(19)}
+    full = ais(target, progress=False, **kwargs)
+    res = _stop_and_resume(ais, target, kwargs)
+    _assert_same_run(full, res)
+    np.testing.assert_array_equal(full.log_weights, res.log_weights)
+
+
+def test_run_options(gauss):
+    """options.init / progress are read; the keywords win; bdmc runs whole."""
+    init = {"w": jax.random.normal(jax.random.PRNGKey(30), (2, 64, D))}
+    args = {"betas": LADDER, "num_particles": 64, "num_runs": 2, "exact_sampler": exact_sampler,
+            "key": jax.random.PRNGKey(31)}
+    by_kw = population_annealing(gauss, init_particles=init, progress=False, **args)
+    by_opt = population_annealing(gauss, options=st.RunOptions(init=init, progress=False), **args)
+    np.testing.assert_array_equal(by_kw.rungs["log_z"].values, by_opt.rungs["log_z"].values)
+    other = st.RunOptions(init={"w": jnp.zeros((2, 64, D))}, progress=False)
+    wins = population_annealing(gauss, init_particles=init, options=other, **args)
+    np.testing.assert_array_equal(by_kw.rungs["log_z"].values, wins.rungs["log_z"].values)
+    with pytest.raises(InvalidArgumentError, match="bdmc"):
+        bdmc(gauss, betas=LADDER, num_chains=16, exact_sample={"w": jnp.zeros(D)}, key=jax.random.PRNGKey(0),
+             exact_sampler=exact_sampler, options=st.RunOptions(max_chunks=2, progress=False))
+    with pytest.raises(InvalidArgumentError, match="resume"):
+        ais(gauss, betas=LADDER, num_chains=16, key=jax.random.PRNGKey(0), exact_sampler=exact_sampler,
+            options=st.RunOptions(resume=by_kw.samples, progress=False))
+    with pytest.raises(InvalidArgumentError, match="reserved"):
+        population_annealing(gauss, num_particles=16, key=jax.random.PRNGKey(0),
+                             options=st.RunOptions(devices=2, progress=False))
+
+
 # ------------------------------------------------------------------------------ slow
 @pytest.mark.slow
 def test_pa_agrees_with_thermodynamic_integration(linreg, pa_linreg):
@@ -346,3 +537,40 @@ def test_ais_and_bdmc_with_hmc_bracket_the_evidence(linreg):
     fwd = ais(target, betas=st.ladder.power(40), num_chains=2000, key=jax.random.PRNGKey(16),
               mcmc_steps=2, progress=False)
     assert abs(fwd.log_z.value - exact_log_z) < Z * fwd.log_z.stderr + 0.05
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind, method", [("numpyro", "pa"), ("from_functions", "ais"),
+                                          ("numpyro", "ais"), ("from_functions", "bdmc"),
+                                          ("numpyro", "bdmc")])
+def test_prior_draws_from_the_target_give_the_exact_evidence(theta_linreg, kind, method):
+    """No init_particles: the prior draws come from from_functions(sample_prior=...) or from the
+    numpyro model's priors. Same model and prior as models.linear_regression(2): its exact log Z."""
+    _, theta, data, exact_log_z = theta_linreg
+    target = _linreg_target(kind, data)
+    key = jax.random.PRNGKey(21)
+    if method == "bdmc":
+        res = bdmc(target, betas=st.ladder.power(40), num_chains=1000, exact_sample=theta, key=key,
+                   progress=False)
+        assert res.lower.value - Z * res.lower.stderr < exact_log_z < res.upper.value + Z * res.upper.stderr
+        assert res.lower.value < res.upper.value
+        return
+    if method == "pa":
+        res = population_annealing(target, num_particles=400, num_runs=8, key=key, progress=False)
+    else:
+        res = ais(target, betas=st.ladder.power(40), num_chains=400, num_runs=8, key=key, progress=False)
+    assert abs(res.log_z.value - exact_log_z) < Z * res.log_z.stderr, (res.log_z, exact_log_z)
+
+
+@pytest.mark.slow
+def test_pa_observable_agrees_with_nuts(ff_target, pa_ff):
+    """E[‖w‖²] and E[w_0] at β = 1: PA's weighted mean against NUTS's recorded observable."""
+    from conftest import mean_and_se
+
+    run = st.sample_nuts(ff_target, [1.0], num_chains=4, num_warmup=500, num_samples=2000,
+                         key=jax.random.PRNGKey(23), progress=False)
+    for name in ("w0", "w_sq"):
+        m, se = mean_and_se(run[name].values[0])
+        pa = pa_ff.rungs["obs_mean"].sel(observable=name).values[-1]
+        pa_se = pa_ff.rungs["obs_mean_se"].sel(observable=name).values[-1]
+        assert abs(pa - m) < Z * math.hypot(se, pa_se), (name, pa, pa_se, m, se)

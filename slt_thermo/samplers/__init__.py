@@ -4,6 +4,7 @@ from .mala import sample_mala
 from .nuts import sample_hmc, sample_nuts
 from .population import (
     AnnealingResult,
+    AnnealState,
     AnnealingStalledError,
     BDMCResult,
     ais,
@@ -11,10 +12,11 @@ from .population import (
     population_annealing,
     resample,
 )
-from .run import Kernel
+from .run import Kernel, PreparedRun, RunOptions, RunState, advance, finalize, prepare
 from .sgld import sample_sgld
 
 __all__ = [
-    "AnnealingResult", "AnnealingStalledError", "BDMCResult", "Kernel", "ais", "bdmc",
+    "AnnealState", "AnnealingResult", "AnnealingStalledError", "BDMCResult", "Kernel", "PreparedRun", "RunOptions",
+    "RunState", "advance", "ais", "bdmc", "finalize", "prepare",
     "population_annealing", "resample", "sample_hmc", "sample_mala", "sample_nuts", "sample_sgld",
 ]

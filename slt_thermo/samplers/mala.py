@@ -21,7 +21,7 @@ from jax.flatten_util import ravel_pytree
 from ..errors import InvalidArgumentError
 from ..results import Samples
 from ..target import Target
-from .run import Kernel, all_finite, run
+from .run import Kernel, RunOptions, all_finite, run
 
 
 class MALAState(NamedTuple):
@@ -108,9 +108,10 @@ class MALAConfig(NamedTuple):
             da = jax.tree_util.tree_map(lambda new, old: jnp.where(warm, new, old), da, state.da_state)
             last_warm = state.i == self.num_warmup - 1
             eps = jnp.where(warm, jnp.exp(jnp.where(last_warm, da[1], da[0])), state.step_size)
-            return MALAState(pick(prop, state.position), jnp.where(take, logp, state.logdensity),
-                             pick(grad, state.grad), acc, eps.astype(state.step_size.dtype), da,
-                             state.i + 1)
+            new = MALAState(pick(prop, state.position), jnp.where(take, logp, state.logdensity),
+                            pick(grad, state.grad), acc, eps.astype(state.step_size.dtype), da,
+                            state.i + 1)
+            return new, stats(new)
 
         def stats(state):
             return {"acceptance_rate": state.accept_prob, "step_size": state.step_size,
@@ -119,44 +120,50 @@ class MALAConfig(NamedTuple):
         def finite(state):
             return all_finite(state.logdensity, state.position)
 
-        return Kernel(init=init, step=step, position=lambda s: s.position, stats=stats, finite=finite)
+        return Kernel(init=init, step=step, position=lambda s: s.position, finite=finite)
 
 
 def sample_mala(
     target: Target,
     betas,
     *,
-    num_chains: int,
-    num_warmup: int,
-    num_samples: int,
     key,
+    options: RunOptions | None = None,
+    num_chains: int | None = None,
+    num_warmup: int | None = None,
+    num_samples: int | None = None,
     step_size: float = 1e-3,
     target_accept_prob: float = 0.574,
     adapt_step_size: bool = True,
-    thinning: int = 1,
-    keep_params: bool = True,
+    thinning: int | None = None,
+    keep_params: bool | None = None,
     init=None,
     center=None,
     gamma: float = 0.0,
     keep_pointwise: bool | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     chunk_size: int | None = None,
 ) -> Samples:
     """Sample p^β with exact (full-batch) Metropolis-adjusted Langevin at every β.
 
     ``step_size`` is the initial ε; with ``adapt_step_size`` it is tuned per (β, chain) during
     ``num_warmup`` steps by dual averaging towards ``target_accept_prob`` and then frozen.
+    Run settings as in :func:`~slt_thermo.sample_nuts` (``options`` and keywords).
     Returns :class:`~slt_thermo.Samples` like :func:`~slt_thermo.sample_nuts`.
     """
     if not (step_size > 0 and math.isfinite(step_size)):
         raise InvalidArgumentError(f"`step_size` must be a positive number, got {step_size!r}")
     if not 0 < target_accept_prob < 1:
         raise InvalidArgumentError(f"`target_accept_prob` must be in (0, 1), got {target_accept_prob!r}")
-    config = MALAConfig(int(num_warmup), float(step_size), float(target_accept_prob), bool(adapt_step_size))
+    options = RunOptions.merge(
+        options, num_chains=num_chains, num_warmup=num_warmup, num_samples=num_samples,
+        thinning=thinning, keep_params=keep_params, keep_pointwise=keep_pointwise, init=init,
+        progress=progress, chunk_size=chunk_size)
+    if options.num_warmup is None:
+        raise InvalidArgumentError("`num_warmup` is required (as a keyword or in RunOptions)")
+    config = MALAConfig(int(options.num_warmup), float(step_size), float(target_accept_prob),
+                        bool(adapt_step_size))
     return run(
-        config, target, betas, num_chains=num_chains, num_warmup=num_warmup,
-        num_samples=num_samples, key=key, thinning=thinning, keep_params=keep_params,
-        keep_pointwise=keep_pointwise, init=init, center=center, gamma=gamma, progress=progress,
-        chunk_size=chunk_size, sampler="mala",
+        config, target, betas, options, key=key, center=center, gamma=gamma, sampler="mala",
         attrs={"target_accept_prob": target_accept_prob, "adapt_step_size": adapt_step_size},
     )

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from ..errors import InvalidArgumentError
 from ..results import Samples
 from ..target import Target
-from .run import Kernel, all_finite, run
+from .run import Kernel, RunOptions, all_finite, run
 
 
 class HMCConfig(NamedTuple):
@@ -61,7 +61,8 @@ class HMCConfig(NamedTuple):
                 # numpyro's sample_kernel reads settings that init_kernel stores in its closure;
                 # in a fresh trace, run init once for that side effect (XLA drops the result).
                 init(key, state.z, beta)
-            return sample_kernel(state._replace(rng_key=key), model_args=(beta,))
+            new = sample_kernel(state._replace(rng_key=key), model_args=(beta,))
+            return new, stats(new)
 
         def stats(state):
             steps = state.num_steps
@@ -80,7 +81,7 @@ class HMCConfig(NamedTuple):
         def finite(state):
             return all_finite(state.potential_energy, state.z)
 
-        return Kernel(init=init, step=step, position=lambda s: s.z, stats=stats, finite=finite)
+        return Kernel(init=init, step=step, position=lambda s: s.z, finite=finite)
 
 
 def _check_settings(max_tree_depth, target_accept_prob, step_size):
@@ -96,12 +97,13 @@ def sample_nuts(
     target: Target,
     betas,
     *,
-    num_chains: int,
-    num_warmup: int,
-    num_samples: int,
     key,
-    thinning: int = 1,
-    keep_params: bool = True,
+    options: RunOptions | None = None,
+    num_chains: int | None = None,
+    num_warmup: int | None = None,
+    num_samples: int | None = None,
+    thinning: int | None = None,
+    keep_params: bool | None = None,
     init=None,
     max_tree_depth: int = 10,
     dense_mass: bool = False,
@@ -110,7 +112,7 @@ def sample_nuts(
     center=None,
     gamma: float = 0.0,
     keep_pointwise: bool | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     chunk_size: int | None = None,
 ) -> Samples:
     """Sample p^β(w|D_n) ∝ φ(w) exp(−β nL_n(w)) with NUTS at every β, ``num_chains`` chains each.
@@ -118,35 +120,35 @@ def sample_nuts(
     All (β, chain) pairs run vmapped in one compiled program; each adapts its own step size and
     (diagonal or dense) mass matrix during ``num_warmup`` steps. β = 0 samples the prior.
     ``center``/``gamma`` add the localization exp(−γ/2‖w − center‖²) of the LLC posterior.
+    The run settings (chains, warmup, draws, thinning, what to keep, init, progress, chunking,
+    ``max_chunks``/``resume``) come from ``options`` (a :class:`RunOptions`), with any of the
+    same-named keywords put over it.
 
     Returns :class:`~slt_thermo.Samples` with ``nll`` (H(w) per draw, full data), the
-    parameters when ``keep_params``, sampler statistics and per-example log-likelihood
-    accumulators (data targets).
+    parameters when ``keep_params``, the target's observables, sampler statistics and
+    per-example log-likelihood accumulators (data targets); ``samples.state`` continues the run.
     """
     _check_settings(max_tree_depth, target_accept_prob, step_size)
-    config = HMCConfig("NUTS", int(num_warmup), max_tree_depth, bool(dense_mass),
-                       float(target_accept_prob), None, float(step_size))
-    return run(
-        config, target, betas, num_chains=num_chains, num_warmup=num_warmup,
-        num_samples=num_samples, key=key, thinning=thinning, keep_params=keep_params,
-        keep_pointwise=keep_pointwise, init=init, center=center, gamma=gamma,
-        progress=progress, chunk_size=chunk_size, sampler="nuts",
-        attrs={"max_tree_depth": max_tree_depth, "dense_mass": dense_mass,
-               "target_accept_prob": target_accept_prob},
-    )
+    options = RunOptions.merge(
+        options, num_chains=num_chains, num_warmup=num_warmup, num_samples=num_samples,
+        thinning=thinning, keep_params=keep_params, keep_pointwise=keep_pointwise, init=init,
+        progress=progress, chunk_size=chunk_size)
+    return _sample_hmc_family("NUTS", target, betas, options, key, max_tree_depth, dense_mass,
+                              target_accept_prob, None, step_size, center, gamma)
 
 
 def sample_hmc(
     target: Target,
     betas,
     *,
-    num_chains: int,
-    num_warmup: int,
-    num_samples: int,
     key,
+    options: RunOptions | None = None,
+    num_chains: int | None = None,
+    num_warmup: int | None = None,
+    num_samples: int | None = None,
     num_steps: int = 16,
-    thinning: int = 1,
-    keep_params: bool = True,
+    thinning: int | None = None,
+    keep_params: bool | None = None,
     init=None,
     dense_mass: bool = False,
     target_accept_prob: float = 0.8,
@@ -154,7 +156,7 @@ def sample_hmc(
     center=None,
     gamma: float = 0.0,
     keep_pointwise: bool | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     chunk_size: int | None = None,
 ) -> Samples:
     """Like :func:`sample_nuts`, with a fixed number ``num_steps`` of leapfrog steps per draw.
@@ -166,13 +168,24 @@ def sample_hmc(
     if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
         raise InvalidArgumentError(f"`num_steps` must be an integer >= 1, got {num_steps!r}")
     _check_settings(10, target_accept_prob, step_size)
-    config = HMCConfig("HMC", int(num_warmup), 10, bool(dense_mass),
-                       float(target_accept_prob), int(num_steps), float(step_size))
-    return run(
-        config, target, betas, num_chains=num_chains, num_warmup=num_warmup,
-        num_samples=num_samples, key=key, thinning=thinning, keep_params=keep_params,
-        keep_pointwise=keep_pointwise, init=init, center=center, gamma=gamma,
-        progress=progress, chunk_size=chunk_size, sampler="hmc",
-        attrs={"num_steps": num_steps, "dense_mass": dense_mass,
-               "target_accept_prob": target_accept_prob},
-    )
+    options = RunOptions.merge(
+        options, num_chains=num_chains, num_warmup=num_warmup, num_samples=num_samples,
+        thinning=thinning, keep_params=keep_params, keep_pointwise=keep_pointwise, init=init,
+        progress=progress, chunk_size=chunk_size)
+    return _sample_hmc_family("HMC", target, betas, options, key, 10, dense_mass,
+                              target_accept_prob, num_steps, step_size, center, gamma)
+
+
+def _sample_hmc_family(algo, target, betas, options, key, max_tree_depth, dense_mass,
+                       target_accept_prob, num_steps, step_size, center, gamma) -> Samples:
+    if options.num_warmup is None:
+        raise InvalidArgumentError("`num_warmup` is required (as a keyword or in RunOptions)")
+    config = HMCConfig(algo, int(options.num_warmup), max_tree_depth, bool(dense_mass),
+                       float(target_accept_prob), num_steps, float(step_size))
+    attrs = {"dense_mass": dense_mass, "target_accept_prob": target_accept_prob}
+    if algo == "NUTS":
+        attrs["max_tree_depth"] = max_tree_depth
+    else:
+        attrs["num_steps"] = num_steps
+    return run(config, target, betas, options, key=key, center=center, gamma=gamma,
+               sampler=algo.lower(), attrs=attrs)

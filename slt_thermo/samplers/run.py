@@ -13,16 +13,30 @@ Every sampler in :mod:`slt_thermo.samplers` describes itself by a hashable *conf
    log-likelihood accumulators (Welford mean/M2 and log-sum-exp) on device.
 
 The PRNG stream of tick t is ``fold_in(key, t)``, so results do not depend on the chunk size.
+
+A run is ``prepare`` → ``advance`` (chunk by chunk) → ``finalize`` around an explicit
+:class:`RunState` (kernel states, accumulators, health, tick counter, the draws recorded so far).
+:func:`run` does all three; the returned Samples carry their final state as ``samples.state``, and a
+run given ``RunOptions(resume=state)`` continues where that state stopped, with the same numbers
+as an uninterrupted run (same key). ``RunOptions(max_chunks=k)`` stops after k chunks.
+
+Settings shared by every sampler (chains, warmup, draws, thinning, what to keep, init, progress,
+chunking, resumption) live in one :class:`RunOptions`; the samplers' keyword forms are a thin
+convenience over it (keywords override the options).
+
+With ``betas=None`` the run has no β axis (an SGD trajectory): the kernel sees β = 1 and the
+Samples have dims (chain, draw).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
 import warnings
 from functools import partial
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,17 +44,20 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InvalidArgumentError
+from ..io import param_names
 from ..results import RESERVED, Samples, clean_attrs
 from ..target import Target, _check_key, check_beta
 
 
 class Kernel(NamedTuple):
-    """A one-chain transition kernel in the blackjax style (keys are arguments, never state)."""
+    """A one-chain transition kernel in the blackjax style (keys are arguments, never state).
+
+    ``step`` returns ``(state, info)``, ``info`` a dict of per-step scalars under ArviZ names
+    (``acceptance_rate``, ``step_size``, ``diverging``, ...), recorded at every draw."""
 
     init: Callable  # (key, position, beta) -> state
-    step: Callable  # (key, state, beta) -> state
+    step: Callable  # (key, state, beta) -> (state, info: dict[str, scalar])
     position: Callable  # state -> unconstrained position
-    stats: Callable  # state -> dict[str, scalar] (ArviZ names)
     finite: Callable  # state -> bool
     # optional: the kernel's own estimate of H at the recorded point (e.g. SGLD's minibatch nll),
     # recorded as ``nll`` instead of the full-data value when the config sets ``kernel_energy``
@@ -58,6 +75,62 @@ class Accumulators(NamedTuple):
     m2: jax.Array  # (BC, n)
     lse: jax.Array  # (BC, n)
     count: jax.Array  # ()
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """Settings every sampler shares (one object instead of the same keywords in each signature).
+
+    ``num_warmup`` is the warm-up (adaptation) for NUTS/HMC/MALA and the burn-in for SGLD;
+    ``num_samples`` draws are recorded per chain, one every ``thinning`` steps. ``init`` is a
+    params pytree in model space (one point, or leading axes (num_betas, num_chains)).
+    ``keep_pointwise`` (default: data targets) keeps the per-example log-likelihood accumulators.
+    ``max_chunks`` stops after that many chunks of this call (the Samples then hold the draws so
+    far and ``samples.state``); ``resume`` is a :class:`RunState` to continue from (same target,
+    sampler, settings and key). ``devices`` and ``checkpoint`` are reserved for sharded and
+    checkpointed runs (not yet available: setting them raises).
+    """
+
+    num_chains: int | None = None
+    num_warmup: int | None = None
+    num_samples: int | None = None
+    thinning: int = 1
+    keep_params: bool = True
+    keep_pointwise: bool | None = None
+    init: Any = None
+    progress: bool = True
+    chunk_size: int | None = None
+    max_chunks: int | None = None
+    resume: Any = None
+    devices: Any = None
+    checkpoint: Any = None
+
+    def replace(self, **changes) -> "RunOptions":
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def merge(cls, options: "RunOptions | None", **keywords) -> "RunOptions":
+        """``options`` (or the defaults) with every keyword that is not None put over it."""
+        if options is None:
+            options = cls()
+        elif not isinstance(options, cls):
+            raise InvalidArgumentError(f"`options` must be a RunOptions, got {type(options).__name__}")
+        return dataclasses.replace(options, **{k: v for k, v in keywords.items() if v is not None})
+
+
+class RunState(NamedTuple):
+    """Everything a run needs to continue: the vmapped kernel states, the per-example
+    accumulators, chain health, the ticks done, the draws recorded so far (host arrays, one
+    dict per chunk) and the wall time spent. ``fingerprint`` ties it to its run's settings."""
+
+    kernel: Any
+    acc: "Accumulators"
+    healthy: jax.Array
+    tick: int
+    records: tuple
+    wall_time_s: float
+    fingerprint: tuple
 
 
 class Plan(NamedTuple):
@@ -114,11 +187,16 @@ def _update_acc(acc: Accumulators, ll):
     return Accumulators(mean, m2, jnp.logaddexp(acc.lse, ll), count)
 
 
+def _nan_like(shapes):
+    return jax.tree_util.tree_map(lambda sd: jnp.full(sd.shape, jnp.nan, sd.dtype), shapes)
+
+
 @partial(jax.jit, static_argnames=("config", "plan"))
 def _run_chunk(config, plan: Plan, target: Target, states, acc, healthy, key, betas, t0, center, gamma):
     kernel = config.build(target, center, gamma)
     W, S, thin = plan.num_warmup, plan.num_samples, plan.thinning
     num = betas.shape[0]
+    step = jax.vmap(kernel.step)
 
     def tick(carry, j):
         states, acc, healthy = carry
@@ -126,12 +204,11 @@ def _run_chunk(config, plan: Plan, target: Target, states, acc, healthy, key, be
         in_samp = (t >= W) & (t < W + S)
         n_inner = jnp.where(t < W, 1, jnp.where(in_samp, thin, 0))
         kt = jax.random.fold_in(key, t)
-
-        def inner(i, st):
-            keys = jax.random.split(jax.random.fold_in(kt, i), num)
-            return jax.vmap(kernel.step)(keys, st, betas)
-
-        states = jax.lax.fori_loop(0, n_inner, inner, states)
+        keys_at = lambda i: jax.random.split(jax.random.fold_in(kt, i), num)
+        info0 = jax.tree_util.tree_map(  # the info of the tick's last step (zeros if none)
+            lambda sd: jnp.zeros(sd.shape, sd.dtype), jax.eval_shape(step, keys_at(0), states, betas)[1])
+        states, info = jax.lax.fori_loop(
+            0, n_inner, lambda i, c: step(keys_at(i), c[0], betas), (states, info0))
         w = jax.vmap(target.to_constrained)(jax.vmap(kernel.position)(states))
 
         def diagnose(_):
@@ -139,16 +216,14 @@ def _run_chunk(config, plan: Plan, target: Target, states, acc, healthy, key, be
             return jax.vmap(kernel.diagnose)(keys, states, betas)
 
         def record(acc):
-            extra = {"log_prior": jax.vmap(target.log_prior)(w)}
+            extra = {"log_prior": jax.vmap(target.log_prior)(w), **jax.vmap(target.observables)(w)}
             if kernel.diagnose is not None:
                 if plan.diagnose_every == 1:
                     extra.update(diagnose(None))
                 else:  # a real branch (scalar predicate): the skipped draws cost nothing
-                    shapes = jax.eval_shape(diagnose, None)
-                    nan = lambda _: jax.tree_util.tree_map(
-                        lambda sd: jnp.full(sd.shape, jnp.nan, sd.dtype), shapes)
                     last = (W + S - 1 - t) % plan.diagnose_every == 0  # aligned to the last draw
-                    extra.update(jax.lax.cond(last, diagnose, nan, None))
+                    extra.update(jax.lax.cond(
+                        last, diagnose, lambda _: _nan_like(jax.eval_shape(diagnose, None)), None))
             if plan.keep_pointwise:
                 ll = jax.vmap(target.log_likelihood)(w)
                 acc, nll = _update_acc(acc, ll), -jnp.sum(ll, axis=1)
@@ -159,12 +234,11 @@ def _run_chunk(config, plan: Plan, target: Target, states, acc, healthy, key, be
             return acc, (nll, extra)
 
         def skip(acc):  # warmup or padding tick: same shapes as record, NaN values
-            shapes = jax.eval_shape(record, acc)[1]
-            return acc, jax.tree_util.tree_map(lambda sd: jnp.full(sd.shape, jnp.nan, sd.dtype), shapes)
+            return acc, _nan_like(jax.eval_shape(record, acc)[1])
 
         acc, (nll, extra) = jax.lax.cond(in_samp, record, skip, acc)
         healthy = healthy & jax.vmap(kernel.finite)(states) & (jnp.isfinite(nll) | ~in_samp)
-        out = {"nll": nll, **extra, **jax.vmap(kernel.stats)(states)}
+        out = {"nll": nll, **extra, **info}
         if plan.keep_params:
             out["params"] = w
         return (states, acc, healthy), out
@@ -177,16 +251,9 @@ def _run_chunk(config, plan: Plan, target: Target, states, acc, healthy, key, be
 
 # ------------------------------------------------------------------------------ naming
 def _leaf_names(tree) -> list[str]:
-    paths = jax.tree_util.tree_flatten_with_path(tree)[0]
-    names = []
-    for path, _ in paths:
-        parts = []
-        for k in path:
-            for attr in ("key", "name", "idx"):
-                if hasattr(k, attr):
-                    parts.append(str(getattr(k, attr)))
-                    break
-        names.append(".".join(parts) if parts else "w")
+    """The parameters' variable names in Samples (:func:`slt_thermo.io.param_names`), checked
+    against the variables every Samples has."""
+    names = param_names(tree)
     for name in names:
         if name in RESERVED:
             raise InvalidArgumentError(
@@ -196,132 +263,235 @@ def _leaf_names(tree) -> list[str]:
 
 
 # ------------------------------------------------------------------------------ the driver
-def run(
-    config,
-    target: Target,
-    betas,
-    *,
-    num_chains: int,
-    num_warmup: int,
-    num_samples: int,
-    key,
-    thinning: int = 1,
-    keep_params: bool = True,
-    keep_pointwise: bool | None = None,
-    init=None,
-    center=None,
-    gamma: float = 0.0,
-    progress: bool = True,
-    chunk_size: int | None = None,
-    sampler: str = "",
-    attrs: dict | None = None,
-    kernel_energy: bool = False,
-    diagnose_every: int = 1,
-) -> Samples:
-    """Run ``config``'s kernel on every (β, chain) and return :class:`Samples`.
+class PreparedRun(NamedTuple):
+    """The fixed context of one run (what :func:`advance` and :func:`finalize` need besides the
+    :class:`RunState`): compiled-program settings, traced inputs, names and metadata."""
 
-    ``init`` is a params pytree in model space, either one point (broadcast to every chain) or
-    with leading axes (num_betas, num_chains); by default each chain starts at
-    ``target.init(key_i)``. ``keep_pointwise`` (default: True for data targets, False for
-    population targets) keeps the per-example log-likelihood accumulators. ``kernel_energy``
-    records the kernel's own energy estimate (SGLD's minibatch Ĥ) as ``nll``. The kernel's
-    ``diagnose`` runs at the recorded draws S−1, S−1−k, S−1−2k, ... ≥ 0 (S draws, k =
-    ``diagnose_every``; the last draw always), NaN elsewhere; its
-    PRNG stream is apart from the steps', so k changes neither the chains nor the diagnostics at
-    the draws it keeps.
-    """
+    config: Any
+    plan: Plan
+    target: Target
+    betas: np.ndarray | None  # None: a run without β axis
+    beta_flat: jax.Array
+    num_chains: int
+    center: Any
+    gamma: float
+    key: jax.Array  # the run's stream: tick t uses fold_in(key, t)
+    names: list
+    options: RunOptions
+    meta: dict
+
+    @property
+    def ticks(self) -> int:
+        return self.plan.num_warmup + self.plan.num_samples
+
+    def done(self, state: RunState) -> bool:
+        return state.tick >= self.ticks
+
+
+def _check_options(options: RunOptions, target: Target):
+    for name in ("num_chains", "num_warmup", "num_samples"):
+        if getattr(options, name) is None:
+            raise InvalidArgumentError(f"`{name}` is required (as a keyword or in RunOptions)")
+    for name in ("devices", "checkpoint"):
+        if getattr(options, name) is not None:
+            raise InvalidArgumentError(
+                f"`RunOptions.{name}` is reserved for sharded / checkpointed runs, which are not "
+                "available yet; leave it None")
+    opts = options.replace(
+        num_chains=_positive_int(options.num_chains, "num_chains"),
+        num_warmup=_positive_int(options.num_warmup, "num_warmup", 0),
+        num_samples=_positive_int(options.num_samples, "num_samples"),
+        thinning=_positive_int(options.thinning, "thinning"),
+    )
+    if opts.chunk_size is not None:
+        _positive_int(opts.chunk_size, "chunk_size")
+    if opts.max_chunks is not None:
+        _positive_int(opts.max_chunks, "max_chunks")
+    if opts.resume is not None and not isinstance(opts.resume, RunState):
+        raise InvalidArgumentError(
+            f"`resume` must be the RunState of an earlier run (samples.state), got {type(opts.resume).__name__}")
+    keep_pointwise = opts.keep_pointwise
+    if keep_pointwise is None:
+        keep_pointwise = not target.is_population
+    if keep_pointwise and target.is_population:
+        raise InvalidArgumentError("`keep_pointwise` needs data; population targets have none")
+    return opts.replace(keep_pointwise=bool(keep_pointwise))
+
+
+def prepare(config, target: Target, betas, options: RunOptions, *, key, center=None,
+            gamma: float = 0.0, sampler: str = "", attrs: dict | None = None,
+            kernel_energy: bool = False, diagnose_every: int = 1) -> tuple[PreparedRun, RunState]:
+    """Validate a run and build its context and initial :class:`RunState` (or take
+    ``options.resume``). Arguments as in :func:`run`."""
     if not isinstance(target, Target):
         raise InvalidArgumentError(
             f"`target` must be a slt_thermo.Target, got {type(target).__name__}; "
             "wrap your model with st.Target(model, data)"
         )
     _check_key(key)
-    betas = validate_betas(betas)
-    num_chains = _positive_int(num_chains, "num_chains")
-    num_warmup = _positive_int(num_warmup, "num_warmup", 0)
-    num_samples = _positive_int(num_samples, "num_samples")
-    thinning = _positive_int(thinning, "thinning")
+    options = _check_options(options, target)
+    beta_axis = betas is not None
+    betas = validate_betas(betas) if beta_axis else np.ones(1)
     diagnose_every = _positive_int(diagnose_every, "diagnose_every")
     gamma = float(gamma)
     if gamma < 0 or not math.isfinite(gamma):
         raise InvalidArgumentError(f"`gamma` must be finite and >= 0, got {gamma}")
     if gamma > 0 and center is None:
         raise InvalidArgumentError("`gamma` > 0 localizes around `center`: pass center=w_star")
-    if keep_pointwise is None:
-        keep_pointwise = not target.is_population
-    if keep_pointwise and target.is_population:
-        raise InvalidArgumentError("`keep_pointwise` needs data; population targets have none")
 
-    B, C = betas.size, num_chains
-    BC = B * C
-    ticks = num_warmup + num_samples
-    chunk = chunk_size or max(1, min(ticks, math.ceil(ticks / 20), 250))
-    chunk = _positive_int(chunk, "chunk_size")
-    plan = Plan(num_warmup, num_samples, thinning, chunk, bool(keep_params), bool(keep_pointwise),
-                bool(kernel_energy), diagnose_every)
-
+    B, C = betas.size, options.num_chains
+    ticks = options.num_warmup + options.num_samples
+    chunk = options.chunk_size or max(1, min(ticks, math.ceil(ticks / 20), 250))
+    plan = Plan(options.num_warmup, options.num_samples, options.thinning, chunk,
+                bool(options.keep_params), options.keep_pointwise, bool(kernel_energy), diagnose_every)
     key_init, key_kernel, key_run = jax.random.split(key, 3)
-    positions = _initial_positions(target, init, key_init, B, C)
-    u0 = jax.jit(jax.vmap(target.to_unconstrained))(positions)
     beta_flat = jnp.repeat(jnp.asarray(betas, dtype=jnp.result_type(float)), C)
     cvals = None if center is None else jax.tree_util.tree_map(jnp.asarray, center)
-    states = _init_states(config, target, u0, beta_flat, jax.random.split(key_kernel, BC), cvals, gamma)
+    template = target.init(jax.random.PRNGKey(0))
+    names = _leaf_names(template)
+    _check_names(names, target.observable_names)
+    fingerprint = _fingerprint(sampler, target, betas, C, plan, gamma, key_run)
+    meta = _run_meta(target, sampler, options, gamma, center, names, beta_axis, attrs)
+    run_ = PreparedRun(config, plan, target, betas if beta_axis else None, beta_flat, C, cvals,
+                       gamma, key_run, names, options, meta)
+    if options.resume is not None:
+        if options.resume.fingerprint != fingerprint:
+            raise InvalidArgumentError(
+                "`resume` is the state of a different run (other sampler, target, settings, "
+                "chunk size or key); resume with exactly the arguments of the run that made it")
+        return run_, options.resume
 
-    n_acc = target.n if keep_pointwise else 0
+    positions = _initial_positions(target, options.init, key_init, B, C)
+    u0 = jax.jit(jax.vmap(target.to_unconstrained))(positions)
+    states = _init_states(config, target, u0, beta_flat, jax.random.split(key_kernel, B * C), cvals, gamma)
+    n_acc = target.n if plan.keep_pointwise else 0
     dt = jnp.result_type(float)
     acc = Accumulators(
-        jnp.zeros((BC, n_acc), dt), jnp.zeros((BC, n_acc), dt),
-        jnp.full((BC, n_acc), -jnp.inf, dt), jnp.zeros((), dt),
+        jnp.zeros((B * C, n_acc), dt), jnp.zeros((B * C, n_acc), dt),
+        jnp.full((B * C, n_acc), -jnp.inf, dt), jnp.zeros((), dt),
     )
-    healthy = jnp.ones((BC,), bool)
+    return run_, RunState(states, acc, jnp.ones((B * C,), bool), 0, (), 0.0, fingerprint)
 
-    records: list[dict] = []
-    interrupted = False
-    bar = _progress_bar(ticks, progress, f"{sampler} {B}β×{C}ch")
-    t0 = 0
-    start = time.perf_counter()
+
+def advance(run_: PreparedRun, state: RunState, max_chunks: int | None = None, bar=None) -> RunState:
+    """Run up to ``max_chunks`` chunks (all that remain by default); returns the new state. The
+    draws of each chunk move to the host as it finishes."""
+    plan, W, ticks = run_.plan, run_.plan.num_warmup, run_.ticks
+    done = 0
+    while state.tick < ticks and (max_chunks is None or done < max_chunks):
+        start, t0 = time.perf_counter(), state.tick
+        kernel, acc, healthy, out = _run_chunk(
+            run_.config, plan, run_.target, state.kernel, state.acc, state.healthy, run_.key,
+            run_.beta_flat, jnp.asarray(t0), run_.center, run_.gamma,
+        )
+        records = state.records
+        lo, hi = max(t0, W), min(t0 + plan.chunk, ticks)
+        if hi > lo:
+            sl = slice(lo - t0, hi - t0)
+            records = records + (jax.tree_util.tree_map(lambda a: np.asarray(a[sl]), out),)
+        state = RunState(kernel, acc, healthy, t0 + plan.chunk, records,
+                         state.wall_time_s + time.perf_counter() - start, state.fingerprint)
+        done += 1
+        if bar is not None:
+            bar.update(min(plan.chunk, ticks - t0))
+            bar.set_postfix_str("warmup" if t0 + plan.chunk <= W else "sampling")
+    return state
+
+
+def finalize(run_: PreparedRun, state: RunState, interrupted: bool = False) -> Samples:
+    """The :class:`Samples` of a run's state (its draws so far), with the state attached as
+    ``samples.state`` so that the run can be continued (``RunOptions(resume=samples.state)``)."""
+    B = 1 if run_.betas is None else run_.betas.size
+    C = run_.num_chains
+    healthy = np.asarray(state.healthy)
+    ds = _to_dataset(state.records, run_.betas if run_.betas is not None else np.ones(1), C,
+                     run_.names, run_.plan, healthy, state.acc)
+    if run_.betas is None:
+        ds = ds.isel(beta=0, drop=True)
+    meta = dict(run_.meta)
+    meta.update(num_draws=int(ds.sizes["draw"]), wall_time_s=state.wall_time_s,
+                interrupted=interrupted, complete=run_.done(state))
+    ds.attrs = clean_attrs(meta)
+    unhealthy = B * C - int(healthy.sum())
+    if unhealthy:
+        warnings.warn(
+            f"{unhealthy} of {B * C} (beta, chain) pairs went non-finite and are marked unhealthy; "
+            "estimators exclude them",
+            stacklevel=3,
+        )
+    samples = Samples(ds)
+    samples.state = state
+    return samples
+
+
+def run(config, target: Target, betas, options: RunOptions, *, key, center=None,
+        gamma: float = 0.0, sampler: str = "", attrs: dict | None = None,
+        kernel_energy: bool = False, diagnose_every: int = 1) -> Samples:
+    """Run ``config``'s kernel on every (β, chain) and return :class:`Samples`.
+
+    ``betas=None`` runs without a β axis (the kernel sees β = 1; Samples dims chain × draw).
+    ``options`` (:class:`RunOptions`): by default each chain starts at ``target.init(key_i)``;
+    ``options.init`` is one point (broadcast) or has leading axes (num_betas, num_chains).
+    ``kernel_energy`` records the kernel's own energy estimate (SGLD's minibatch Ĥ) as ``nll``.
+    The kernel's ``diagnose`` runs at the recorded draws S−1, S−1−k, S−1−2k, ... ≥ 0 (S draws,
+    k = ``diagnose_every``; the last draw always), NaN elsewhere; its PRNG stream is apart from
+    the steps', so k changes neither the chains nor the diagnostics at the draws it keeps.
+    A Ctrl-C returns the draws recorded so far (``attrs["interrupted"] = 1``); the Samples carry
+    their state (``samples.state``) for ``RunOptions(resume=...)``.
+    """
+    run_, state = prepare(config, target, betas, options, key=key, center=center, gamma=gamma,
+                          sampler=sampler, attrs=attrs, kernel_energy=kernel_energy,
+                          diagnose_every=diagnose_every)
+    B = 1 if run_.betas is None else run_.betas.size
+    bar = _progress_bar(run_.ticks, options.progress, f"{sampler} {B}β×{run_.num_chains}ch")
+    bar.update(min(state.tick, run_.ticks))
+    interrupted, chunks = False, 0
     try:
-        while t0 < ticks:
-            states, acc, healthy, out = _run_chunk(
-                config, plan, target, states, acc, healthy, key_run, beta_flat,
-                jnp.asarray(t0), cvals, gamma,
-            )
-            lo, hi = max(t0, num_warmup), min(t0 + chunk, ticks)
-            if hi > lo:
-                sl = slice(lo - t0, hi - t0)
-                records.append(jax.tree_util.tree_map(lambda a: np.asarray(a[sl]), out))
-            bar.update(min(chunk, ticks - t0))
-            bar.set_postfix_str("warmup" if t0 + chunk <= num_warmup else "sampling")
-            t0 += chunk
+        while not run_.done(state) and (options.max_chunks is None or chunks < options.max_chunks):
+            state = advance(run_, state, 1, bar)  # a Ctrl-C inside keeps the last whole chunk
+            chunks += 1
     except KeyboardInterrupt:
-        if not records:
+        if not state.records:
             bar.close()
             raise
         interrupted = True
         warnings.warn(
-            f"sampling interrupted; returning the {sum(r['nll'].shape[0] for r in records)} "
+            f"sampling interrupted; returning the {sum(r['nll'].shape[0] for r in state.records)} "
             "draws recorded so far (attrs['interrupted'] = 1)",
             stacklevel=2,
         )
     bar.close()
-    wall = time.perf_counter() - start
+    return finalize(run_, state, interrupted)
 
-    names = _leaf_names(positions)
-    ds = _to_dataset(records, betas, C, names, plan, np.asarray(healthy), acc)
+
+def _fingerprint(sampler, target, betas, num_chains, plan, gamma, key) -> tuple:
+    """What a resumed run must share with the run that made its state (values, not objects)."""
+    flat = lambda tree: tuple(tuple(np.asarray(x).ravel().tolist())
+                              for x in jax.tree_util.tree_leaves(tree))
+    return (sampler, target.name, target.n, tuple(betas.tolist()), num_chains, plan, gamma,
+            flat(target.hyper), flat(jax.random.key_data(key)))
+
+
+def _check_names(names, observable_names):
+    clash = set(names) & set(observable_names)
+    if clash:
+        raise InvalidArgumentError(f"observable name(s) {sorted(clash)} collide with parameter names")
+
+
+def _run_meta(target, sampler, options, gamma, center, names, beta_axis, attrs) -> dict:
     meta = {
         "n": target.n,
         "target": target.name,
         "population": target.is_population,
         "sampler": sampler,
-        "num_warmup": num_warmup,
-        "num_samples": num_samples,
-        "thinning": thinning,
-        "num_draws": int(ds.sizes["draw"]),
+        "num_warmup": options.num_warmup,
+        "num_samples": options.num_samples,
+        "thinning": options.thinning,
         "gamma": gamma,
         "localized": center is not None,
-        "interrupted": interrupted,
-        "wall_time_s": wall,
-        "param_names": ",".join(names if keep_params else []),
+        "param_names": ",".join(names if options.keep_params else []),
+        "observable_names": ",".join(target.observable_names),
+        "beta_axis": beta_axis,
         "slt_thermo_version": _version(),
     }
     model = target.model
@@ -333,15 +503,7 @@ def run(
         if value is not None:
             meta[f"true_{attr}"] = str(value)
     meta.update(attrs or {})
-    ds.attrs = clean_attrs(meta)
-    unhealthy = BC - int(np.asarray(healthy).sum())
-    if unhealthy:
-        warnings.warn(
-            f"{unhealthy} of {BC} (beta, chain) pairs went non-finite and are marked unhealthy; "
-            "estimators exclude them",
-            stacklevel=2,
-        )
-    return Samples(ds)
+    return meta
 
 
 def _initial_positions(target, init, key, B, C):

@@ -48,22 +48,29 @@ gradients' spread at w*. On the linear_regression case above (ε = 1e-4) the exc
 1.03 ± 0.04 to 0.011 ± 0.021 (predicted 0.034). It costs a second minibatch gradient per step
 and helps only where the chains stay near w* and the data are noisy: on noise-free data the
 per-example gradients at w* are already zero.
+
+The pieces: the minibatch gradient estimator and its control variates come from
+:mod:`~slt_thermo.samplers.gradients` (shared with SGD); the RMSprop preconditioner is an optax
+transformation over the params pytree (:func:`rmsprop_preconditioner`, G from
+:func:`rmsprop_diagonal`), so a step works leaf by leaf, never flattening the parameters.
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 from jax.flatten_util import ravel_pytree
 
 from ..errors import InvalidArgumentError
 from ..results import Samples
 from ..target import Target, sq_distance
+from .gradients import control_variates, grad_estimator, nll_control_variate
 from .mala import langevin_acceptance
-from .run import Kernel, _positive_int, run
+from .run import Kernel, RunOptions, _positive_int, all_finite, run
 
 PRECONDITIONERS = (None, "rmsprop", "rmsprop_adaptive")
 NUM_DIAGNOSTICS = 50  # default cap on the recorded draws per chain that get the MALA check
@@ -72,12 +79,80 @@ DIAGNOSTIC_BUDGET = 0.25  # default cap on the MALA checks' nominal cost, a frac
 NOISE_EXAMPLES = 64  # per-example gradients behind each minibatch-noise check
 
 
+# ------------------------------------------------------------------ the RMSprop preconditioner
+class RMSpropState(NamedTuple):
+    """State of :func:`rmsprop_preconditioner` (an optax transformation's state)."""
+
+    nu: Any  # V: running average of squared gradients, a pytree shaped like the params
+    count: jax.Array  # updates so far; V adapts while count < adapt_steps
+
+
+def rmsprop_diagonal(state: RMSpropState, eps: float, floor=1.0):
+    """The diagonal preconditioner G = 1/(√max(V, floor) + δ) of an :class:`RMSpropState`, a
+    pytree shaped like the params (δ = ``eps``). SGLD needs G itself, not only G ∘ gradient: it
+    scales both the drift (ε/2) G ∘ g and the noise √(εG) ξ."""
+    return jax.tree_util.tree_map(lambda v: 1.0 / (jnp.sqrt(jnp.maximum(v, floor)) + eps), state.nu)
+
+
+def rmsprop_warm_start(state: RMSpropState, grads) -> RMSpropState:
+    """``state`` with V set to the mean squared gradient of ``grads``, a pytree of gradients
+    stacked on a leading axis (SGLD: :data:`RMSPROP_WARMUP` minibatches at the initial point), so
+    G starts at the gradients' scale instead of at the floor."""
+    nu = jax.tree_util.tree_map(lambda g: jnp.mean(g**2, axis=0), grads)
+    return state._replace(nu=nu)
+
+
+def rmsprop_preconditioner(decay: float, eps: float, floor=1.0,
+                           adapt_steps: int | None = None) -> optax.GradientTransformation:
+    """SGLD's diagonal RMSprop preconditioner, as an optax transformation over params pytrees.
+
+    ``update(g, state)`` sets V ← decay·V + (1 − decay)·g² (leaf-wise) while ``state.count <
+    adapt_steps`` and holds V fixed afterwards (``adapt_steps=None``: always adapts, pSGLD), then
+    returns (G ∘ g, new state) with G = :func:`rmsprop_diagonal` (new state). Unlike
+    ``optax.scale_by_rms`` it floors V at ``floor`` (SGLD: max(γ, 1) with a center, so G ≤ 1 and
+    stays finite where gradients vanish; module docstring) and can freeze V, so that the chain
+    after burn-in is Langevin dynamics with a constant diagonal mass. ``init`` starts V at zero;
+    :func:`rmsprop_warm_start` sets it from gradients. ``floor`` may be traced.
+    """
+
+    def init_fn(params):
+        return RMSpropState(jax.tree_util.tree_map(jnp.zeros_like, params), jnp.zeros((), jnp.int32))
+
+    def update_fn(updates, state, params=None):
+        del params
+        nu = jax.tree_util.tree_map(lambda v, g: decay * v + (1 - decay) * g**2, state.nu, updates)
+        if adapt_steps is not None:  # frozen after burn-in: a constant mass
+            adapting = state.count < adapt_steps
+            nu = jax.tree_util.tree_map(lambda new, old: jnp.where(adapting, new, old), nu, state.nu)
+        state = RMSpropState(nu, optax.safe_int32_increment(state.count))
+        G = rmsprop_diagonal(state, eps, floor)
+        return jax.tree_util.tree_map(lambda a, g: a * g, G, updates), state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def _normal_like(key, tree):
+    """N(0, 1) draws shaped like ``tree``: one draw of all d numbers, cut into the leaves' shapes
+    in leaf order (the numbers of a flat draw of d). One PRNG call per step: a key per leaf (a
+    threefry call per leaf) made a step 1.25–1.6× slower on 2 CPU cores (DLNs of 3–4 layers)."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    if len(leaves) == 1:
+        return treedef.unflatten([jax.random.normal(key, leaves[0].shape, leaves[0].dtype)])
+    dtype = jnp.result_type(*leaves)
+    z = jax.random.normal(key, (sum(x.size for x in leaves),), dtype)
+    out, i = [], 0
+    for x in leaves:
+        out.append(z[i:i + x.size].reshape(x.shape).astype(x.dtype))
+        i += x.size
+    return treedef.unflatten(out)
+
+
+# ------------------------------------------------------------------ the kernel
 class SGLDState(NamedTuple):
     position: object  # unconstrained params pytree
-    sq_grad: jax.Array  # RMSprop running mean of squared gradients (flat)
+    precond: object  # the preconditioner's optax state (RMSpropState; optax.EmptyState for G = 1)
     nll: jax.Array  # minibatch estimate of H at `position`
     finite: jax.Array
-    count: jax.Array  # steps taken (RMSprop adapts while count < the config's adapt_steps)
 
 
 class SGLDConfig(NamedTuple):
@@ -93,93 +168,68 @@ class SGLDConfig(NamedTuple):
     def build(self, target: Target, center, gamma) -> Kernel:
         n = target.n
         B = self.batch_size
+        eps = self.step_size
 
-        def batch_logdensity(u, beta, idx):
-            w = target.to_constrained(u)
-            nll = target.nll_batch(w, idx)
-            return target.log_density_unconstrained(u, beta, center, gamma, idx), nll
-
-        batch_grad = jax.value_and_grad(batch_logdensity, has_aux=True)
-        if self.control_variate:
-            # SGLD-CV (Baker et al. 2019): ∇βĤ_B(u) − β∇Ĥ_B(u*) + β∇H(u*), unbiased, with a
-            # minibatch noise that vanishes as u → u* (per-example gradients at u and u* nearly
-            # cancel); ∇H(u*) on the full data once, ∇Ĥ_B(u*) on each step's minibatch
+        sgld_grad = grad_estimator(target, center, gamma)
+        if self.control_variate:  # SGLD-CV (Baker et al. 2019), see gradients.control_variates
             u_star = target.to_unconstrained(center)
-            nll_at = lambda v, idx: target.nll_batch(target.to_constrained(v), idx)
-            full_grad_star = jax.grad(lambda v: target.nll(target.to_constrained(v)))(u_star)
-
-            def sgld_grad(u, beta, idx):
-                (logp, nll), g = batch_grad(u, beta, idx)
-                g_star = jax.grad(nll_at)(u_star, idx)
-                g = jax.tree_util.tree_map(lambda a, b, c: a + beta * (b - c), g, g_star, full_grad_star)
-                return (logp, nll), g
-        else:
-            sgld_grad = batch_grad
-
-        # control variate for the recorded minibatch nll: Ĥ_B(w) − Ĥ_B(w*) + H(w*) has the same
-        # mean as Ĥ_B(w) but far less noise (per-example losses at w and w* are nearly equal);
-        # Ĥ_B(w*) is a gather from the per-example losses at w*, computed once
-        if center is not None and not target.is_population:
-            nll_center_i = -target.log_likelihood(center)  # (n,)
-            nll_center = jnp.sum(nll_center_i)
-
-            def recorded_nll(nll, idx):
-                return nll - (n / idx.shape[0]) * jnp.sum(nll_center_i[idx]) + nll_center
-        else:
-            def recorded_nll(nll, idx):
-                return nll
+            sgld_grad = control_variates(sgld_grad, target, u_star)
+        # the recorded minibatch nll, control-variated at the center (same mean, less noise)
+        recorded_nll = nll_control_variate(target, center)
 
         rms = self.preconditioner in ("rmsprop", "rmsprop_adaptive")
-        # RMSprop: V never below max(γ, 1) (γ: the localization's curvature): at w* the
-        # gradients of flat directions vanish (dead units, population targets: all of them),
-        # and G = 1/(√V + δ) would blow up to 1/δ there (with γ = 0 a chain at w* = 0 of
-        # K = w⁴ jumped to the prior's edge, λ̂ ~ 1e3). So G ≤ 1: never a longer step than
-        # plain SGLD's at the same ε
-        v_floor = jnp.maximum(gamma, 1.0) if center is not None else 1.0
-
-        def precond(sq):
-            return 1.0 / (jnp.sqrt(jnp.maximum(sq, v_floor)) + self.rmsprop_eps)
+        if rms:
+            # RMSprop: V never below max(γ, 1) (γ: the localization's curvature): at w* the
+            # gradients of flat directions vanish (dead units, population targets: all of them),
+            # and G = 1/(√V + δ) would blow up to 1/δ there (with γ = 0 a chain at w* = 0 of
+            # K = w⁴ jumped to the prior's edge, λ̂ ~ 1e3). So G ≤ 1: never a longer step than
+            # plain SGLD's at the same ε
+            v_floor = jnp.maximum(gamma, 1.0) if center is not None else 1.0
+            precond = rmsprop_preconditioner(self.rmsprop_decay, self.rmsprop_eps, v_floor,
+                                             self.adapt_steps)
+            diagonal = lambda s: rmsprop_diagonal(s, self.rmsprop_eps, v_floor)
+        else:
+            precond = optax.identity()
+            diagonal = lambda s: None  # G = 1
 
         def init(key, u, beta):
-            flat = ravel_pytree(u)[0]
             if rms:  # warm start: V = mean squared minibatch gradient over RMSPROP_WARMUP batches
                 idx = jax.random.randint(key, (RMSPROP_WARMUP, B), 0, n)
                 (_, nlls), grads = jax.vmap(lambda i: sgld_grad(u, beta, i))(idx)
-                sq = jnp.mean(jax.vmap(lambda g: ravel_pytree(g)[0])(grads) ** 2, axis=0)
+                pstate = rmsprop_warm_start(precond.init(u), grads)
                 nll = recorded_nll(nlls[0], idx[0])
             else:
                 idx = jax.random.randint(key, (B,), 0, n)
-                nll = recorded_nll(batch_logdensity(u, beta, idx)[1], idx)
-                sq = jnp.zeros_like(flat)
-            return SGLDState(u, sq, nll, jnp.isfinite(nll), jnp.zeros((), jnp.int32))
+                nll = recorded_nll(target.nll_batch(target.to_constrained(u), idx), idx)
+                pstate = precond.init(u)
+            return SGLDState(u, pstate, nll, jnp.isfinite(nll))
 
         def step(key, state, beta):
             k_batch, k_noise = jax.random.split(key)
             idx = jax.random.randint(k_batch, (B,), 0, n)
             (logp, nll), grad = sgld_grad(state.position, beta, idx)
             nll = recorded_nll(nll, idx)
-            flat, unravel = ravel_pytree(state.position)
-            g = ravel_pytree(grad)[0]
-            if rms:
-                a = self.rmsprop_decay
-                sq = a * state.sq_grad + (1 - a) * g**2
-                if self.adapt_steps is not None:  # frozen after burn-in: a constant mass
-                    sq = jnp.where(state.count < self.adapt_steps, sq, state.sq_grad)
-                G = precond(sq)
+            drift, pstate = precond.update(grad, state.precond)  # G ∘ ∇log p, leaf-wise
+            G = diagonal(pstate)
+            noise = _normal_like(k_noise, state.position)
+            if G is None:
+                new = jax.tree_util.tree_map(
+                    lambda x, d, z: x + 0.5 * eps * d + jnp.sqrt(eps) * z, state.position, drift, noise)
             else:
-                sq, G = state.sq_grad, 1.0
-            eps = self.step_size
-            noise = jax.random.normal(k_noise, flat.shape, flat.dtype)
-            new = flat + 0.5 * eps * G * g + jnp.sqrt(eps * G) * noise
-            ok = state.finite & jnp.all(jnp.isfinite(new)) & jnp.isfinite(logp)
-            return SGLDState(unravel(new), sq, nll, ok, state.count + 1)
+                new = jax.tree_util.tree_map(
+                    lambda x, d, z, g: x + 0.5 * eps * d + jnp.sqrt(eps * g) * z,
+                    state.position, drift, noise, G)
+            ok = state.finite & all_finite(logp, new)
+            new_state = SGLDState(new, pstate, nll, ok)
+            return new_state, stats(new_state)
 
         def diagnose(key, state, beta):  # the next step's proposal (G as it stands), full data
             fn = lambda u: target.log_density_unconstrained(u, beta, center, gamma)
-            G = precond(state.sq_grad) if rms else None
-            out = {"mala_accept": langevin_acceptance(key, fn, state.position, self.step_size, G)}
+            G = diagonal(state.precond)
+            G = None if G is None else ravel_pytree(G)[0]  # a few recorded draws only: flat is fine
+            out = {"mala_accept": langevin_acceptance(key, fn, state.position, eps, G)}
             # SGLD's first-order excess of E[βH] (module docstring), split by its two causes
-            Gd = jnp.ones_like(state.sq_grad) if G is None else G
+            Gd = jnp.ones_like(ravel_pytree(state.position)[0]) if G is None else G
             k_noise, k_curv = jax.random.split(jax.random.fold_in(key, 1))
             if target.is_population:  # exact gradients: no minibatch noise
                 out["minibatch_excess"] = jnp.zeros((), state.nll.dtype)
@@ -187,8 +237,8 @@ class SGLDConfig(NamedTuple):
                 var = minibatch_gradient_variance(
                     target, state.position, beta, B, k_noise,
                     reference=u_star if self.control_variate else None)
-                out["minibatch_excess"] = self.step_size / 8 * jnp.sum(Gd * var)
-            out["discretization_excess"] = self.step_size / 8 * curvature_trace(
+                out["minibatch_excess"] = eps / 8 * jnp.sum(Gd * var)
+            out["discretization_excess"] = eps / 8 * curvature_trace(
                 target, state.position, beta, B, k_curv, Gd)
             return out
 
@@ -196,12 +246,12 @@ class SGLDConfig(NamedTuple):
             return state.finite
 
         def stats(state):
-            out = {"step_size": jnp.asarray(self.step_size, state.nll.dtype)}
+            out = {"step_size": jnp.asarray(eps, state.nll.dtype)}
             if center is not None:  # a slow observable, for mixing checks (cheap: O(d))
                 out["sq_distance"] = sq_distance(target.to_constrained(state.position), center)
             return out
 
-        return Kernel(init=init, step=step, position=lambda s: s.position, stats=stats,
+        return Kernel(init=init, step=step, position=lambda s: s.position,
                       finite=finite, energy=lambda s: s.nll, diagnose=diagnose)
 
 
@@ -254,22 +304,23 @@ def sample_sgld(
     betas,
     *,
     step_size: float,
-    num_chains: int,
-    num_steps: int,
-    num_burnin: int,
-    batch_size: int,
     key,
+    num_steps: int | None = None,
+    num_burnin: int | None = None,
+    batch_size: int,
+    options: RunOptions | None = None,
+    num_chains: int | None = None,
     center=None,
     gamma: float = 0.0,
     preconditioner: str | None = None,
     control_variate: bool = False,
-    thinning: int = 1,
+    thinning: int | None = None,
     eval_full_nll_every: int | None = None,
-    keep_params: bool = True,
+    keep_params: bool | None = None,
     init=None,
     rmsprop_decay: float = 0.99,
     rmsprop_eps: float = 1e-8,
-    progress: bool = True,
+    progress: bool | None = None,
     chunk_size: int | None = None,
     diagnose_every: int | None = None,
 ) -> Samples:
@@ -321,6 +372,16 @@ def sample_sgld(
     """
     if not (isinstance(step_size, (int, float)) and step_size > 0 and math.isfinite(step_size)):
         raise InvalidArgumentError(f"`step_size` must be a positive number, got {step_size!r}")
+    options = RunOptions.merge(options, num_chains=num_chains, thinning=thinning,
+                               keep_params=keep_params, init=init, progress=progress,
+                               chunk_size=chunk_size)
+    if num_burnin is None:  # burn-in from the options' warm-up
+        num_burnin = options.num_warmup
+    if num_steps is None and num_burnin is not None and options.num_samples is not None:
+        num_steps = num_burnin + options.num_samples * max(options.thinning, 1)
+    if num_steps is None or num_burnin is None:
+        raise InvalidArgumentError(
+            "give `num_steps` and `num_burnin` (or RunOptions num_warmup = burn-in and num_samples)")
     num_steps = _positive_int(num_steps, "num_steps")
     num_burnin = _positive_int(num_burnin, "num_burnin", 0)
     if num_burnin >= num_steps:
@@ -337,6 +398,7 @@ def sample_sgld(
         raise InvalidArgumentError(
             "`control_variate=True` control-variates the minibatch gradient at `center`: pass "
             "center=w_star, on a data target (population targets have no minibatch noise)")
+    thinning = options.thinning
     if eval_full_nll_every is not None:
         eval_full_nll_every = _positive_int(eval_full_nll_every, "eval_full_nll_every")
         if thinning != 1:
@@ -357,12 +419,11 @@ def sample_sgld(
     config = SGLDConfig(float(step_size), batch_size, preconditioner, float(rmsprop_decay),
                         float(rmsprop_eps), eval_full_nll_every is not None, adapt_steps,
                         bool(control_variate))
+    options = options.replace(num_warmup=num_burnin, num_samples=num_samples, thinning=thinning,
+                              keep_pointwise=False)
     return run(
-        config, target, betas, num_chains=num_chains, num_warmup=num_burnin,
-        num_samples=num_samples, key=key, thinning=thinning, keep_params=keep_params,
-        keep_pointwise=False, init=init, center=center, gamma=gamma, progress=progress,
-        chunk_size=chunk_size, sampler="sgld", kernel_energy=not config.full_nll,
-        diagnose_every=diagnose_every,
+        config, target, betas, options, key=key, center=center, gamma=gamma, sampler="sgld",
+        kernel_energy=not config.full_nll, diagnose_every=diagnose_every,
         attrs={"step_size": step_size, "batch_size": batch_size,
                "preconditioner": preconditioner or "none", "control_variate": bool(control_variate),
                "nll_kind": "full" if config.full_nll else "minibatch", "num_steps": num_steps,
