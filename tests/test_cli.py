@@ -17,7 +17,8 @@ import pytest
 import xarray as xr
 
 import slt_thermo as st
-from slt_thermo import cli
+from slt_thermo import cli, models
+from slt_thermo import io as st_io
 
 SMALL = ["--chains", "2", "--warmup", "60", "--samples", "80"]
 METHODS = ("two_temperature", "ols", "specific_heat")
@@ -89,7 +90,7 @@ def test_rlct_bare_model_table_and_results_dir(tmp_path, capsys):
 
 
 def test_results_dirs_never_collide(tmp_path):
-    made = {cli.new_results_dir(str(tmp_path), "rlct", "m") for _ in range(5)}
+    made = {st_io.new_results_dir(str(tmp_path), "rlct", "m") for _ in range(5)}
     assert len(made) == 5 and all(os.path.isdir(d) for d in made)
 
 
@@ -366,7 +367,7 @@ def test_bring_your_own_model(tmp_path, capsys, monkeypatch):
 def test_models_lists_the_zoo_with_exact_lambda(capsys):
     assert cli.main(["models"]) == 0
     out = capsys.readouterr().out
-    for name in cli.ZOO:
+    for name in models.ZOO:
         assert name in out
     line = next(l for l in out.splitlines() if l.startswith("reduced_rank"))
     assert "M=2, N=2, H=1, r=1" in line and " 3/2 " in line
@@ -382,7 +383,7 @@ def test_help_everywhere(capsys):
 def test_llc_help_quotes_the_library_thresholds(capsys):
     """The llc help is built without importing jax (fast --help), so it spells the thresholds of
     slt_thermo.llc as literals: they must say what the constants are."""
-    from slt_thermo.cli import LLC_ACCEPT
+    from slt_thermo.cli.llc import LLC_ACCEPT
     from slt_thermo.llc import HOT_START_HEAT, PREDICTED_BIAS
 
     assert call(["llc", "--help"]) == 0
@@ -441,7 +442,9 @@ def test_demo_prints_energy_per_beta(capsys):
 def test_rlct_fully_bare_is_accurate_and_quick(tmp_path, capsys, monkeypatch):
     """`slt-thermo rlct` exactly as a user types it (only the results folder moved)."""
     monkeypatch.chdir(tmp_path)
-    cli._TARGETS.clear()
+    from slt_thermo.cli import _common
+
+    _common._TARGETS.clear()
     t0 = time.perf_counter()
     assert cli.main(["rlct"]) == 0
     wall = time.perf_counter() - t0
@@ -453,3 +456,151 @@ def test_rlct_fully_bare_is_accurate_and_quick(tmp_path, capsys, monkeypatch):
         assert abs(e["value"] - 1.5) < 4 * e["stderr"], (m, e)
     print(f"bare slt-thermo rlct: {wall:.1f} s")
     assert wall < 240  # < 2 min on an idle 2-core CPU; headroom for a shared machine
+
+
+# ------------------------------------------------------------------------------------ nested parameters as --center
+NESTED_MODEL = '''
+import jax
+import jax.numpy as jnp
+
+from slt_thermo import models
+
+
+class TwoLayer(models.Model):
+    """y = out · tanh(W x + b) + N(0, 1), parameters {"layer1": {"W", "b"}, "out"}; no true_params."""
+
+    def __init__(self, h=2):
+        self.h, self.name = h, f"two_layer(h={h})"
+        self.truth = {"layer1": {"W": 0.5 * jnp.ones((h, 1)), "b": jnp.zeros(h)}, "out": jnp.ones(h)}
+
+    def log_prior(self, p):
+        leaves = jax.tree_util.tree_leaves(p)
+        return sum(-0.5 * jnp.sum(x**2) - 0.5 * x.size * jnp.log(2 * jnp.pi) for x in leaves)
+
+    def init(self, key):
+        return jax.tree_util.tree_map(lambda x: 0.1 * jnp.ones_like(x), self.truth)
+
+    def predict(self, p, x):
+        return jnp.tanh(x @ p["layer1"]["W"].T + p["layer1"]["b"]) @ p["out"]
+
+    def log_likelihood(self, p, data):
+        r = data["y"] - self.predict(p, data["x"])
+        return -0.5 * r**2 - 0.5 * jnp.log(2 * jnp.pi)
+
+    def simulate(self, key, n):
+        kx, ky = jax.random.split(key)
+        x = jax.random.normal(kx, (n, 1))
+        return {"x": x, "y": self.predict(self.truth, x) + jax.random.normal(ky, (n,))}
+
+
+def make_model(h=2):
+    return TwoLayer(h)
+'''
+LLC_SMALL = ["--n", "200", "--step-size", "1e-3", "--chains", "2", "--steps", "300", "--burnin", "100",
+             "--no-plots"]
+
+
+def nested_model_file(tmp_path):
+    f = tmp_path / "two_layer.py"
+    f.write_text(NESTED_MODEL)
+    return f"{f}:make_model"
+
+
+def nll_at(spec, point, n=200, seed=0):
+    """nL_n(point) on the data the CLI simulates for --model spec --n n --seed seed."""
+    import jax
+
+    model = models.load(spec)
+    return float(st.Target(model, model.simulate(jax.random.PRNGKey(seed), n)).nll(point))
+
+
+def llc_summary(out):
+    (d,) = only_dirs(out)
+    with open(out / d / "summary.json", encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def test_nested_center_saved_by_save_params_loads(tmp_path, capsys):
+    """A nested parameter pytree saved with slt_thermo.io.save_params is a valid --center: names
+    join nested keys with '.', and every array lands on its own leaf (b and out share a shape)."""
+    spec = nested_model_file(tmp_path)
+    out = tmp_path / "o"
+    assert call(["llc", "--model", spec, "--out", str(out)] + LLC_SMALL) == 2  # no true_params: the hint
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "layer1.W, layer1.b, out" in err and "save_params" in err
+
+    point = {"layer1": {"W": np.array([[0.4], [-0.3]]), "b": np.array([0.2, -0.1])}, "out": np.array([0.9, 1.1])}
+    path = st_io.save_params(tmp_path / "w.npz", point)
+    with np.load(path) as f:
+        assert sorted(f.files) == ["layer1.W", "layer1.b", "out"]
+    assert cli.main(["llc", "--model", spec, "--center", str(path), "--out", str(out)] + LLC_SMALL) == 0
+    text = capsys.readouterr().out
+    assert "w* = " + str(path) + " (6 parameters)" in text and "LLC λ̂(w*)" in text
+    s = llc_summary(out)
+    assert s["nll_center"] == pytest.approx(nll_at(spec, point), rel=1e-5)
+    assert s["num_params"] == 6 and math.isfinite(s["llc"]["value"])
+
+
+def test_nested_center_read_from_a_samples_file_loads(tmp_path, capsys):
+    """A draw read back from the samples file of `slt-thermo rlct` (parameter variables named
+    'layer1.W', …) saved with np.savez under those names is a valid --center of `slt-thermo llc`."""
+    spec = nested_model_file(tmp_path)
+    rl = tmp_path / "rlct"
+    assert cli.main(["rlct", "--model", spec, "--n", "200", "--num-betas", "2", "--chains", "2", "--warmup", "30",
+                     "--samples", "30", "--no-plots", "--out", str(rl)]) == 0
+    capsys.readouterr()
+    (d,) = only_dirs(rl)
+    run = st.load(rl / d / "samples.nc")
+    assert sorted(run.param_names) == ["layer1.W", "layer1.b", "out"]
+    draw = {name: run.ds[name].values[-1, 0, -1] for name in run.param_names}
+    np.savez(tmp_path / "draw.npz", **draw)
+
+    out = tmp_path / "llc"
+    assert cli.main(["llc", "--model", spec, "--center", str(tmp_path / "draw.npz"), "--out", str(out)]
+                    + LLC_SMALL) == 0
+    capsys.readouterr()
+    s = llc_summary(out)
+    point = {"layer1": {"W": draw["layer1.W"], "b": draw["layer1.b"]}, "out": draw["out"]}
+    assert s["nll_center"] == pytest.approx(nll_at(spec, point), rel=1e-5)
+
+
+# ------------------------------------------------------------------------------------ --help stays light
+HELP_PROBE = '''
+import importlib.util, json, sys, time, types
+t0 = time.perf_counter()
+# the package's own __init__ imports jax (the library API); stand it in, to measure the cli alone
+spec = importlib.util.find_spec("slt_thermo")
+stub = types.ModuleType("slt_thermo")
+stub.__path__ = list(spec.submodule_search_locations)
+sys.modules["slt_thermo"] = stub
+from slt_thermo import cli
+for argv in ([], ["--help"], ["rlct", "--help"], ["free-energy", "--help"], ["llc", "--help"],
+             ["models", "--help"], ["show", "--help"], ["demo", "--help"]):
+    try:
+        cli.main(argv)
+    except SystemExit:
+        pass
+heavy = [m for m in ("jax", "numpy", "scipy", "sympy", "xarray", "matplotlib", "slt_thermo.target",
+                     "slt_thermo.llc", "slt_thermo.results", "slt_thermo.samplers") if m in sys.modules]
+print(json.dumps({"heavy": heavy, "seconds": time.perf_counter() - t0}), file=sys.stderr)
+'''
+
+
+def test_cli_help_imports_no_jax():
+    """Building every parser and printing every --help imports neither jax nor any of slt_thermo's
+    jax-importing modules (measured with the package __init__ stood in; see the next test)."""
+    p = subprocess.run([sys.executable, "-c", HELP_PROBE], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    probe = json.loads(p.stderr.strip().splitlines()[-1])
+    assert probe["heavy"] == [] and probe["seconds"] < 1.0, probe
+    assert p.stdout.count("usage: slt-thermo") == 8
+
+
+def test_import_slt_thermo_cli_imports_no_jax():
+    """`import slt_thermo.cli` (hence `slt-thermo --help`) imports no jax: slt_thermo's __init__
+    loads the library API lazily; and `st.llc` stays the function after its module is imported."""
+    code = ("import sys, slt_thermo.cli; print('jax' in sys.modules); "
+            "import slt_thermo as st, slt_thermo.llc; print(callable(st.llc) and st.llc.__module__)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["False", "slt_thermo.llc"]
