@@ -37,11 +37,13 @@ _LAZY = {
                      "RunState", "ais", "bdmc", "population_annealing", "sample_hmc", "sample_mala",
                      "sample_nuts", "sample_sgld"), "samplers"),
     "Target": "target",
-    **dict.fromkeys(("free_energy", "free_energy_curve", "free_energy_vs_n", "ladder",
+    "free_energy_vs_n": "sweeps",
+    **dict.fromkeys(("free_energy", "free_energy_curve", "ladder",
                      "observables", "rlct", "susceptibility", "thermodynamics", "ti_free_energy",
                      "waic_from_loglik", "wbic"), "thermo"),
 }
-_SUBMODULES = ("exact", "plotting", "io", "models")
+_SUBMODULES = ("cli", "exact", "io", "models", "plotting", "results", "samplers", "sweeps", "target",
+               "thermo")
 
 __all__ = [
     "AnnealingResult",

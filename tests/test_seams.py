@@ -202,3 +202,13 @@ def test_a_run_stopped_and_resumed_gives_the_uninterrupted_numbers(linreg, sampl
             st.sample_nuts(t, [0.5, 1.0], key=jax.random.key(8), options=opts.replace(resume=part.state))
         else:
             go(opts.replace(resume=part.state, num_samples=61))
+
+
+def test_the_lazy_package_exposes_every_public_name_and_submodule():
+    import slt_thermo
+
+    for name in slt_thermo.__all__ + list(slt_thermo._SUBMODULES):
+        assert getattr(slt_thermo, name) is not None, name
+    assert callable(slt_thermo.llc) and slt_thermo.thermo.rlct is slt_thermo.rlct
+    with pytest.raises(AttributeError):
+        slt_thermo.no_such_name

@@ -80,6 +80,7 @@ def run(args, argv) -> int:
 
     import slt_thermo as st
 
+    from .. import sweeps
     from ..io import write_json
     from ..results import clean_attrs
 
@@ -94,7 +95,7 @@ def run(args, argv) -> int:
     ds = st.free_energy_vs_n(source, ns, betas, key=key, data=data, sampler=st.sample_nuts, num_chains=args.chains,
                              num_warmup=args.warmup, num_samples=args.samples, keep_params=False)
     wall = time.perf_counter() - t0
-    exact_F = _exact_free_energies(obj, data, ns)
+    exact_F = sweeps.exact_free_energies(obj, data, ns)
     if lam is not None:
         ds.attrs["true_rlct"] = str(lam)
     if m is not None:
@@ -110,10 +111,10 @@ def run(args, argv) -> int:
         ns=ns, F_n=[float(v) for v in ds["F_n"].values],
         F_n_se=[float(v) for v in ds["F_se"].isel(beta=-1).values],
         nll_true=[float(v) for v in ds["nll_true"].values],
-        F_n_disc=_discretization_errors(ds),
+        F_n_disc=sweeps.discretization_errors(ds),
         F_n_exact=exact_F,
         fit={k: ds.attrs[k] for k in ("lambda_hat", "lambda_se", "m_hat", "m_se", "fit_reduced_chi2")},
-        fit_fixed_m=_fit_fixed_m(ds, m),
+        fit_fixed_m=sweeps.fit_fixed_m(ds, m),
         wall_time_s=wall,
     )
     outdir = results_dir(args, "free-energy", desc["slug"])
@@ -124,44 +125,6 @@ def run(args, argv) -> int:
     write_json(os.path.join(outdir, "summary.json"), summary)
     print_report(summary, outdir)
     return 0
-
-
-def _exact_free_energies(model, data, ns):
-    """F_n = −log Z_n in closed form on each nested subset, for models that know it
-    (``exact_thermo(data, beta)``, e.g. linear regression); else None."""
-    import jax
-
-    exact = getattr(model, "exact_thermo", None)
-    if data is None or not callable(exact):
-        return None
-    try:
-        return [float(exact(jax.tree_util.tree_map(lambda a, n=n: a[:n], data), 1.0).F) for n in ns]
-    except Exception:
-        return None
-
-
-def _discretization_errors(ds):
-    """Per n, the TI discretization error of F_n (Richardson: the same rule on every other rung)."""
-    import slt_thermo as st
-
-    betas = ds["beta"].values
-    return [float(st.ti_free_energy(betas, ds["E"].values[i], ds["Var"].values[i])
-                  .details["discretization_error"]) for i in range(ds.sizes["n"])]
-
-
-def _fit_fixed_m(ds, m):
-    """λ̂ with the exact m held fixed (st.thermo.fit_free_energy(..., m=m)): far tighter than
-    fitting λ and m together when m is known."""
-    import numpy as np
-
-    nll = ds["nll_true"].values
-    if m is None or not np.all(np.isfinite(nll)):
-        return None
-    from ..thermo import fit_free_energy
-
-    fit = fit_free_energy(ds["n"].values, ds["F_n"].values, ds["F_se"].isel(beta=-1).values, nll, m=int(m))
-    return {"m": int(m), "lambda_hat": fit["lambda_hat"], "lambda_se": fit["lambda_se"],
-            "reduced_chi2": fit["fit_reduced_chi2"]}
 
 
 def plots(ds, outdir):
