@@ -226,7 +226,7 @@ def test_delta_beta_underflow_stops_with_an_error(linreg, monkeypatch):
     """An energy gap no representable Δβ can bridge (1e300 nats) makes the bisection return 0,
     and the driver then stops with AnnealingStalledError (carrying the partial result) instead
     of looping at a fixed β."""
-    from slt_thermo.samplers import population as pa
+    from slt_thermo.samplers.population import anneal as pa
 
     assert pa._next_dbeta(np.array([[0.0, 1e300, 1.0, 2.0]]), 0.5, 1.0, 0.9) == 0.0
     _, _, target = linreg

@@ -5,8 +5,10 @@ Langevin proposal densities, so the chain targets p^β exactly at any ε. During
 per (β, chain) by dual averaging (Hoffman & Gelman's scheme, numpyro's implementation) towards
 ``target_accept_prob`` (0.574 is optimal for MALA in high dimension, Roberts & Rosenthal 1998).
 
-The same acceptance ratio scores SGLD step sizes: :func:`langevin_acceptance` is the probability
-that MALA would accept a Langevin move of size ε from a given point.
+The proposal (:func:`scaled_langevin`, in coordinates whitened by a fixed linear map) is also the
+population-tuned MALA move of :mod:`.population`. The same acceptance ratio scores SGLD step
+sizes: :func:`langevin_acceptance` is the probability that MALA would accept a Langevin move of
+size ε from a given point.
 """
 
 from __future__ import annotations
@@ -34,18 +36,30 @@ class MALAState(NamedTuple):
     i: jax.Array
 
 
-def _langevin_log_q(to, frm, grad_frm, eps, precond=None):
-    """log q(to | frm) of the Langevin proposal, up to a constant shared by both directions.
+def accept_prob(log_ratio):
+    """The Metropolis–Hastings acceptance probability min(1, e^log_ratio); 0 when it is not finite."""
+    return jnp.where(jnp.isfinite(log_ratio), jnp.exp(jnp.minimum(log_ratio, 0.0)), 0.0)
 
-    ``precond``: an optional fixed diagonal preconditioner G (flat array), the proposal then
-    being N(frm + (ε/2) G ∇log p(frm), ε G).
+
+def scaled_langevin(key, logp_fn, u, logp, grad, eps, mul=None, mul_t=None):
+    """The Langevin proposal in coordinates whitened by a fixed linear map C (u = Cz + const).
+
+    z' = z + (ε/2)∇_z log p + √ε ξ, ∇_z = Cᵀ∇_u, written in u (u' = u + C((ε/2)Cᵀ∇_u + √ε ξ)),
+    i.e. the proposal N(u + (ε/2)CCᵀ∇log p(u), εCCᵀ); ``mul(v)`` = Cv and ``mul_t(v)`` = Cᵀv
+    (identity when None). ``u`` and ``grad`` are flat; ``logp_fn(u) -> (log p, aux)``. The log
+    proposal densities are written with the drawn ξ (no difference of nearby positions).
+
+    Returns (u', (log p(u'), aux), ∇log p(u'), log Metropolis–Hastings ratio).
     """
-    g = ravel_pytree(grad_frm)[0]
-    if precond is None:
-        d = ravel_pytree(to)[0] - ravel_pytree(frm)[0] - 0.5 * eps * g
-        return -jnp.sum(d**2) / (2 * eps)
-    d = ravel_pytree(to)[0] - ravel_pytree(frm)[0] - 0.5 * eps * precond * g
-    return -jnp.sum(d**2 / precond) / (2 * eps)
+    mul = (lambda v: v) if mul is None else mul
+    mul_t = (lambda v: v) if mul_t is None else mul_t
+    xi = jax.random.normal(key, u.shape, u.dtype)
+    gz = mul_t(grad)
+    prop = u + mul(0.5 * eps * gz + jnp.sqrt(eps) * xi)
+    (lp, aux), g = jax.value_and_grad(logp_fn, has_aux=True)(prop)
+    resid = -0.5 * eps * (gz + mul_t(g)) - jnp.sqrt(eps) * xi  # z − z' − (ε/2)∇_z log p(z')
+    log_ratio = lp - logp - jnp.sum(resid**2) / (2 * eps) + 0.5 * jnp.sum(xi**2)
+    return prop, (lp, aux), g, log_ratio
 
 
 def langevin_step(key, logdensity_fn, u, logp, grad, eps, precond=None):
@@ -54,17 +68,12 @@ def langevin_step(key, logdensity_fn, u, logp, grad, eps, precond=None):
     ``precond``: optional fixed diagonal preconditioner G (flat array, > 0): step εG per
     coordinate (the acceptance ratio of that proposal, G held fixed both ways)."""
     flat, unravel = ravel_pytree(u)
-    g = ravel_pytree(grad)[0]
-    noise = jax.random.normal(key, flat.shape, flat.dtype)
-    if precond is None:
-        prop = unravel(flat + 0.5 * eps * g + jnp.sqrt(eps) * noise)
-    else:
-        prop = unravel(flat + 0.5 * eps * precond * g + jnp.sqrt(eps * precond) * noise)
-    logp_prop, grad_prop = jax.value_and_grad(logdensity_fn)(prop)
-    log_ratio = (logp_prop + _langevin_log_q(u, prop, grad_prop, eps, precond)
-                 - logp - _langevin_log_q(prop, u, grad, eps, precond))
-    accept = jnp.where(jnp.isfinite(log_ratio), jnp.exp(jnp.minimum(log_ratio, 0.0)), 0.0)
-    return prop, logp_prop, grad_prop, accept
+    root = None if precond is None else jnp.sqrt(precond)
+    mul = None if precond is None else (lambda v: root * v)
+    prop, (logp_prop, _), grad_prop, log_ratio = scaled_langevin(
+        key, lambda x: (logdensity_fn(unravel(x)), ()), flat, logp, ravel_pytree(grad)[0], eps,
+        mul, mul)
+    return unravel(prop), logp_prop, unravel(grad_prop), accept_prob(log_ratio)
 
 
 def langevin_acceptance(key, logdensity_fn, u, eps, precond=None):
