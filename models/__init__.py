@@ -11,15 +11,14 @@ resolves a zoo name or a user's ``FILE.py:FUNC``. The model classes are imported
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import inspect
 import os
 import re
 import sys
-import types
 from typing import TYPE_CHECKING, NamedTuple
 
+from slt_thermo._lazy import make_lazy
 from slt_thermo.errors import InvalidArgumentError, SLTThermoError
 
 if TYPE_CHECKING:
@@ -70,32 +69,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))
-
-
-class _Package(types.ModuleType):
-    """Keeps ``models.monomial`` the function: importing the submodule ``monomial`` (first use, or
-    unpickling a Monomial) sets the package attribute of that name to the module, which would hide
-    the function of the same name (an eager ``from .monomial import monomial`` rebinds it)."""
-
-    def __setattr__(self, name, value):
-        if name in _LAZY and isinstance(value, types.ModuleType) and hasattr(value, name):
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
+make_lazy(__name__, _LAZY, _SUBMODULES)
 
 
 class ZooEntry(NamedTuple):
@@ -203,7 +177,7 @@ def load(spec: str, /, **params):
     argument = "params" if params else "spec"
     if spec in ZOO:
         merged = {**ZOO[spec].defaults, **params}
-        return _call_with_params(globals().get(spec) or __getattr__(spec), merged, spec, argument)
+        return _call_with_params(getattr(sys.modules[__name__], spec), merged, spec, argument)
     if spec.replace("_", "").isalnum() and not spec.endswith(".py"):
         raise _error(f"unknown model {spec!r}; choose one of {', '.join(ZOO)} (`slt-thermo models`) or give "
                      "FILE.py:FUNC", "spec")

@@ -14,11 +14,8 @@ learning coefficients and susceptibilities off the per-draw energies.
     st.plotting.traces(run, path="traces.png")      # figures (matplotlib, imported on first use)
 """
 
-import importlib
-import sys
-import types
-
 from . import errors
+from ._lazy import make_lazy
 from .errors import (
     DataError,
     InvalidArgumentError,
@@ -89,28 +86,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))
-
-
-class _Package(types.ModuleType):
-    """Keeps ``st.llc`` the function: importing the submodule ``slt_thermo.llc`` sets the package
-    attribute of that name to the module (an eager ``from .llc import llc`` used to rebind it)."""
-
-    def __setattr__(self, name, value):
-        if name in _LAZY and isinstance(value, types.ModuleType) and hasattr(value, name):
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
+make_lazy(__name__, _LAZY, _SUBMODULES)
