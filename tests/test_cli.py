@@ -94,14 +94,6 @@ def test_results_dirs_never_collide(tmp_path):
     assert len(made) == 5 and all(os.path.isdir(d) for d in made)
 
 
-def test_sgld_missing_is_one_line(tmp_path, capsys, monkeypatch):
-    monkeypatch.delattr(st, "sample_sgld", raising=False)
-    assert call(["rlct", "--sampler", "sgld", "--out", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "sgld sampler not available yet" in err
-    assert not os.listdir(tmp_path)
-
-
 def test_sgld_is_called_with_the_cli_settings(tmp_path, capsys, monkeypatch):
     from test_plotting import fake_samples
 
@@ -117,6 +109,7 @@ def test_sgld_is_called_with_the_cli_settings(tmp_path, capsys, monkeypatch):
     assert cli.main(argv) == 0
     assert seen["step_size"] == 3e-5 and seen["batch_size"] == 50 and seen["num_chains"] == 3
     assert seen["num_steps"] == 600 and seen["num_burnin"] == 200 and seen["n"] == 500
+    assert seen["eval_full_nll_every"] == 1  # full-data nL_n per draw, for the specific heat
     assert np.allclose(seen["betas"], st.ladder.around_wbic(500, num=5))
     assert "sgld" in capsys.readouterr().out
     (d,) = only_dirs(tmp_path)

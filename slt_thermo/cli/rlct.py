@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import warnings
@@ -58,24 +57,16 @@ def _sample(args, target, origin, betas, key):
 
     n = target.n
     if args.sampler == "sgld":
-        sample_sgld = getattr(st, "sample_sgld", None)
-        if sample_sgld is None:
-            raise UsageError("--sampler", "sgld sampler not available yet")
         batch = args.batch_size or min(n, 100)
         if batch > n:
             raise UsageError("--batch-size", f"must be <= n = {n}, got {batch}")
         how = (f"SGLD (step size {args.step_size:g}, batch {batch}): {len(betas)} β × {args.chains} chains "
                f"({args.warmup} burn-in + {args.samples} steps each)")
         print(f"{target.name}, n = {n} ({origin})\n{how} …", flush=True)
-        extra = {}
-        try:  # full-data energies per draw: the specific heat needs Var of nL_n, not of its estimate
-            if "eval_full_nll_every" in inspect.signature(sample_sgld).parameters:
-                extra["eval_full_nll_every"] = 1
-        except (TypeError, ValueError):
-            pass
-        return sample_sgld(target, betas, step_size=args.step_size, num_chains=args.chains,
-                           num_steps=args.warmup + args.samples, num_burnin=args.warmup,
-                           batch_size=batch, key=key, **extra)
+        # full-data energies per draw: the specific heat needs Var of nL_n, not of its estimate
+        return st.sample_sgld(target, betas, step_size=args.step_size, num_chains=args.chains,
+                              num_steps=args.warmup + args.samples, num_burnin=args.warmup,
+                              batch_size=batch, key=key, eval_full_nll_every=1)
     how = (f"NUTS: {len(betas)} β in [{betas[0]:.4g}, {betas[-1]:.4g}] around 1/log n = "
            f"{1 / math.log(n):.4g}, {args.chains} chains × ({args.warmup} warmup + {args.samples} draws)")
     print(f"{target.name}, n = {n} ({origin})\n{how} …", flush=True)
