@@ -10,6 +10,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -19,6 +20,10 @@ import xarray as xr
 import slt_thermo as st
 from slt_thermo import cli, models
 from slt_thermo import io as st_io
+
+# subprocesses run outside the checkout, so they import the installed package (the source tree
+# lacks slt_thermo.models, which the install maps from models/), as CI's `pytest` does
+OUTSIDE = tempfile.gettempdir()
 
 SMALL = ["--chains", "2", "--warmup", "60", "--samples", "80"]
 METHODS = ("two_temperature", "ols", "specific_heat")
@@ -273,7 +278,7 @@ def test_bad_arguments_are_one_line(argv, message, capsys, tmp_path):
 
 def test_bad_argument_in_a_subprocess():
     p = subprocess.run([sys.executable, "-m", "slt_thermo", "rlct", "--n", "-5"],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=120, cwd=OUTSIDE)
     assert p.returncode == 2
     assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
     assert "argument --n" in p.stderr and p.stdout == ""
@@ -582,7 +587,7 @@ print(json.dumps({"heavy": heavy, "seconds": time.perf_counter() - t0}), file=sy
 def test_cli_help_imports_no_jax():
     """Building every parser and printing every --help imports neither jax nor any of slt_thermo's
     jax-importing modules (measured with the package __init__ stood in; see the next test)."""
-    p = subprocess.run([sys.executable, "-c", HELP_PROBE], capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "-c", HELP_PROBE], capture_output=True, text=True, timeout=120, cwd=OUTSIDE)
     assert p.returncode == 0, p.stderr
     probe = json.loads(p.stderr.strip().splitlines()[-1])
     assert probe["heavy"] == [] and probe["seconds"] < 1.0, probe
@@ -594,6 +599,6 @@ def test_import_slt_thermo_cli_imports_no_jax():
     loads the library API lazily; and `st.llc` stays the function after its module is imported."""
     code = ("import sys, slt_thermo.cli; print('jax' in sys.modules); "
             "import slt_thermo as st, slt_thermo.llc; print(callable(st.llc) and st.llc.__module__)")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=OUTSIDE)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["False", "slt_thermo.llc"]

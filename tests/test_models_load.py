@@ -1,10 +1,16 @@
 """slt_thermo.models.load: zoo names with their defaults, parameter overrides, FILE.py:FUNC, errors."""
 
+import tempfile
+
 import pytest
 
 import slt_thermo as st
 from slt_thermo import models
 from slt_thermo.errors import InvalidArgumentError, SLTThermoError
+
+# subprocesses run outside the checkout, so they import the installed package (the source tree
+# lacks slt_thermo.models, which the install maps from models/), as CI's `pytest` does
+OUTSIDE = tempfile.gettempdir()
 
 
 def test_zoo_names_use_the_zoo_defaults():
@@ -91,5 +97,5 @@ def test_lazy_zoo_keeps_functions_named_like_their_modules(first):
             f"{first}\n"
             "assert not isinstance(models.monomial, types.ModuleType), models.monomial\n"
             "assert models.monomial(k=1).k == (1,) and models.load('monomial').k == (1, 2)\n")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=OUTSIDE, check=False)
     assert p.returncode == 0, p.stderr
