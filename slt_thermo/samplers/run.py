@@ -109,6 +109,14 @@ class RunOptions:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
 
+    def check_reserved(self) -> None:
+        """Raise while the fields reserved for sharded / checkpointed runs are set."""
+        for name in ("devices", "checkpoint"):
+            if getattr(self, name) is not None:
+                raise InvalidArgumentError(
+                    f"`RunOptions.{name}` is reserved for sharded / checkpointed runs, which are not "
+                    "available yet; leave it None")
+
     @classmethod
     def merge(cls, options: "RunOptions | None", **keywords) -> "RunOptions":
         """``options`` (or the defaults) with every keyword that is not None put over it."""
@@ -292,11 +300,7 @@ def _check_options(options: RunOptions, target: Target):
     for name in ("num_chains", "num_warmup", "num_samples"):
         if getattr(options, name) is None:
             raise InvalidArgumentError(f"`{name}` is required (as a keyword or in RunOptions)")
-    for name in ("devices", "checkpoint"):
-        if getattr(options, name) is not None:
-            raise InvalidArgumentError(
-                f"`RunOptions.{name}` is reserved for sharded / checkpointed runs, which are not "
-                "available yet; leave it None")
+    options.check_reserved()
     opts = options.replace(
         num_chains=_positive_int(options.num_chains, "num_chains"),
         num_warmup=_positive_int(options.num_warmup, "num_warmup", 0),

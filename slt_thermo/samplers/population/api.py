@@ -29,11 +29,7 @@ from .rung import _dtype
 def _annealing_options(options, progress, init_particles, *, resumable=True) -> RunOptions:
     """The RunOptions of an annealing call (keywords over ``options``), checked."""
     opts = RunOptions.merge(options, progress=progress, init=init_particles)
-    for name in ("devices", "checkpoint"):
-        if getattr(opts, name) is not None:
-            raise InvalidArgumentError(
-                f"`RunOptions.{name}` is reserved for sharded / checkpointed runs, which are not "
-                "available yet; leave it None")
+    opts.check_reserved()
     if not resumable and (opts.max_chunks is not None or opts.resume is not None):
         raise InvalidArgumentError(
             "bdmc runs its forward and reverse passes whole: `RunOptions.max_chunks` and "
