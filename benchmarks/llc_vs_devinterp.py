@@ -62,7 +62,7 @@ What is matched, exactly (both float32, both start every chain at w* = ``m.true_
   init_loss (the mean over the first ``num_chains`` batches) is also reported: it is a noisy
   estimate of L_n(w*) whose error is multiplied by nβ (column ``dv λ̂ (default init)``).
 - ε: the same for both, per model: ε = 1/(2κ̂) (a quarter of the Langevin stability limit 2/κ̂),
-  with κ̂ = λ_max(β∇²H(w*) − ∇²log φ) + γ (st.max_curvature) on the full data. ``st.llc(step_size=None)``
+  with κ̂ = λ_max(β∇²H(w*) − ∇²log φ) + γ (st.max_curvature) on the full data. ``st.llc(step_size='sweep')``
   would run ``st.sgld_step_size`` (11 candidates × 8 chains × 2000 steps, 50 full-batch MALA
   checks per chain): minutes per model on 2 cores, so only with ``--picker`` (smallest model).
 - Differences that remain: st draws each minibatch with replacement, devinterp's shuffled
@@ -536,11 +536,12 @@ def accuracy(args, tmp, log):
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            est = st.llc(target, center=m.true_params, key=jax.random.PRNGKey(99), progress=False)
+            est = st.llc(target, center=m.true_params, key=jax.random.PRNGKey(99), step_size="sweep",
+                         preconditioner="rmsprop", batch_size=256, thinning=1, progress=False)
         picker = {"widths": list(widths), "r": r, "lambda": float(m.rlct), "wall_s": time.perf_counter() - t0,
                   "step_size": est.details["step_size"], "llc": est.value, "llc_se": est.stderr,
                   "warnings": sorted({str(w.message) for w in caught})}
-        log(f"  st.llc(step_size=None) on {m.name}: ε = {picker['step_size']:.3g}, λ̂ = "
+        log(f"  st.llc(step_size='sweep', rmsprop) on {m.name}: ε = {picker['step_size']:.3g}, λ̂ = "
             f"{est.value:.1f} ± {est.stderr:.1f} (λ = {float(m.rlct):g}), {picker['wall_s']:.0f}s")
     return rows, picker
 
@@ -678,7 +679,7 @@ def print_accuracy(rows, picker, args):
                 line += f"; within 3 se of NUTS on {sum(abs(x) <= 3 for x in zs)}/{len(rs)}"
             print(line)
     if picker:
-        print(f"st.llc(step_size=None) on {tuple(picker['widths'])} r={picker['r']}: ε = "
+        print(f"st.llc(step_size='sweep', rmsprop) on {tuple(picker['widths'])} r={picker['r']}: ε = "
               f"{picker['step_size']:.3g}, λ̂ = {picker['llc']:.1f} ± {picker['llc_se']:.1f} "
               f"(λ = {picker['lambda']:g}), {picker['wall_s']:.0f} s")
 
@@ -746,7 +747,7 @@ def parse_args(argv=None):
                    help="skip the NUTS reference (the exact localized posterior) per DLN "
                         "(on the data's sufficient statistics: under a minute each)")
     p.add_argument("--picker", action="store_true",
-                   help="also run st.llc(step_size=None) (the ε sweep) on one regime-1 DLN: minutes")
+                   help="also run st.llc(step_size='sweep', preconditioner='rmsprop') (the ε sweep) on one regime-1 DLN: minutes")
     p.add_argument("--sizes", type=_size, nargs="+", default=None, metavar="W1,W2,...:R",
                    help="the throughput table's DLNs (widths, then the rank r of w*), e.g. "
                         "10,10,10,10:4 30,30,30,30:6 (default: the three of SIZES)")

@@ -32,6 +32,7 @@ import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ._utils import known_rlct, weighted_least_squares
 from .errors import InvalidArgumentError
 from .results import Samples
 
@@ -85,14 +86,7 @@ def _finish(fig, path):
 
 def _truth(value, attrs) -> Fraction | None:
     """The exact λ: ``value`` if given (number or string), else ``attrs["true_rlct"]``."""
-    if value is None:
-        value = attrs.get("true_rlct")
-    if value is None or value == "":
-        return None
-    try:
-        return Fraction(str(value))
-    except (ValueError, ZeroDivisionError):
-        return None
+    return known_rlct(attrs if value is None else value)[0]
 
 
 def _fmt_truth(lam: Fraction) -> str:
@@ -112,14 +106,7 @@ def _is_fvn(obj) -> bool:
 
 def _wls(X, y, se):
     """Weighted least squares: coefficients and their covariance (scaled by max(1, χ²_red))."""
-    w = 1 / np.maximum(np.asarray(se, dtype=float), 1e-12) ** 2
-    cov = np.linalg.pinv(X.T @ (w[:, None] * X))
-    coef = cov @ (X.T @ (w * y))
-    dof = X.shape[0] - X.shape[1]
-    if dof > 0:
-        chi2 = float(np.sum(w * (y - X @ coef) ** 2) / dof)
-        cov = cov * max(1.0, chi2)
-    return coef, cov
+    return weighted_least_squares(X, y, se)[:2]
 
 
 def _plain_log_ticks(axis):

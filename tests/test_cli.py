@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 
+import jax
 import numpy as np
 import pytest
 import xarray as xr
@@ -172,6 +173,26 @@ def test_llc_bare_table_results_dir_and_show(tmp_path, capsys):
     assert next(l for l in shown if l.startswith("LLC λ̂(w*)")) == row
     assert (d / "llc_traces.png").stat().st_size > 5_000
     print(f"bare slt-thermo llc in-process: {wall:.1f} s")
+
+
+def test_llc_command_and_library_give_the_same_estimate(tmp_path, capsys):
+    """One LLC policy: `slt-thermo llc` with the defaults and `st.llc(target, center, key=k)` with its
+    defaults, on the same model, data (seed s) and key PRNGKey(s + 1), give the same λ̂, ε and ΔH."""
+    out = tmp_path / "same"
+    assert cli.main(["llc", "--n", "1000", "--steps", "600", "--burnin", "100", "--seed", "3", "--no-plots",
+                     "--out", str(out)]) == 0
+    capsys.readouterr()
+    (d,) = only_dirs(out)
+    with open(out / d / "summary.json", encoding="utf-8") as f:
+        s = json.load(f)
+    m = models.load("reduced_rank")  # the command's default model, with the zoo defaults
+    target = st.Target(m, m.simulate(jax.random.PRNGKey(3), 1000))
+    est = st.llc(target, m.true_params, key=jax.random.PRNGKey(4), num_steps=600, num_burnin=100,
+                 progress=False)
+    assert est.value == pytest.approx(s["llc"]["value"], rel=1e-6)
+    assert est.stderr == pytest.approx(s["llc"]["stderr"], rel=1e-6)
+    assert est.details["step_size_policy"]["step_size"] == pytest.approx(s["settings"]["step_size"], rel=1e-12)
+    assert est.details["llc_ref_minimum"] == pytest.approx(s["llc_ref_minimum"]["value"], rel=1e-6)
 
 
 def test_llc_control_variate_and_equilibration_check(tmp_path, capsys):
@@ -601,4 +622,4 @@ def test_import_slt_thermo_cli_imports_no_jax():
             "import slt_thermo as st, slt_thermo.llc; print(callable(st.llc) and st.llc.__module__)")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=OUTSIDE)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.split() == ["False", "slt_thermo.llc"]
+    assert p.stdout.split() == ["False", "slt_thermo.llc.api"]

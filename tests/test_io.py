@@ -83,11 +83,11 @@ def test_new_results_dir_is_new_and_errors_are_library_errors(tmp_path):
 
 # ------------------------------------------------------------------------------ parameter names and files
 def test_param_names_match_the_samples_files():
-    from slt_thermo.samplers.run import _leaf_names
+    from slt_thermo.samplers.records import leaf_names
 
     trees = [NESTED, {"W1": np.ones(2), "W2": np.ones(3)}, np.ones(3), {"blocks": [np.ones(1), {"a": np.ones(1)}]}]
     for tree in trees:
-        assert st_io.param_names(tree) == _leaf_names(tree)
+        assert st_io.param_names(tree) == leaf_names(tree)
     assert st_io.param_names(NESTED) == ["layer1.W", "layer1.b", "out"]
     assert st_io.param_names({"blocks": [np.ones(1), {"a": np.ones(1)}]}) == ["blocks.0", "blocks.1.a"]
     assert st_io.param_names(np.ones(3)) == ["w"]

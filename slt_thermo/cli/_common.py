@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from fractions import Fraction
 
 from ._args import UsageError
 
@@ -34,14 +33,9 @@ def resolve_model(spec: str, params: list[tuple[str, object]]):
 
 def truth(obj):
     """(λ as Fraction or None, m or None) of a model or target's model."""
-    model = getattr(obj, "model", obj)
-    try:
-        lam, m = getattr(model, "rlct", None), getattr(model, "multiplicity", None)
-    except Exception:
-        return None, None
-    if lam is not None:
-        lam = Fraction(lam)
-    return lam, (None if m is None else int(m))
+    from .._utils import known_rlct
+
+    return known_rlct(obj)
 
 
 def truth_json(lam, m):
@@ -111,7 +105,7 @@ def results_dir(args, command: str, slug: str) -> str:
 
 def meta(argv, command):
     """The summary's command, argv, creation time and slt_thermo version."""
-    from ..samplers.run import _version
+    from .._utils import package_version
 
     return {"command": command, "argv": ["slt-thermo"] + list(argv),
-            "created": _dt.datetime.now().isoformat(timespec="seconds"), "slt_thermo_version": _version()}
+            "created": _dt.datetime.now().isoformat(timespec="seconds"), "slt_thermo_version": package_version()}

@@ -1,7 +1,8 @@
 """``slt-thermo llc``: the local learning coefficient λ̂(w*) by SGLD (st.llc), with its diagnostics.
 
-The step-size policy and the nearest-minimum correction it calls live in :mod:`._llc_policy`
-until they move into the library.
+Parsing, printing and plotting only: the estimate, its step-size policy and the nearest-minimum
+correction are :func:`slt_thermo.llc`'s, called with the same defaults, so the command and the
+library give the same λ̂ for the same model and seed (sampling key PRNGKey(seed + 1)).
 """
 
 from __future__ import annotations
@@ -24,12 +25,8 @@ from ._args import (
     positive_float,
 )
 from ._common import cached_target, meta, results_dir, truth, truth_json
-from ._llc_policy import (
-    LLC_ACCEPT,
-    llc_step_size,
-    nearest_minimum,
-    sample_until_accepted,
-)
+
+LLC_ACCEPT = 0.9  # = slt_thermo.llc.AUTO_ACCEPT, spelled here so that --help needs no jax (a test checks)
 
 HELP = "estimate the local learning coefficient λ(w*) by SGLD, with diagnostics"
 LLC_DEFAULT_N = 10_000
@@ -139,10 +136,13 @@ def _check_args(args):
 
 
 def run(args, argv) -> int:
-    """Set up w* and ε, sample until the step size is accepted, write the results and report."""
+    """Set up w*, run st.llc with the command's settings, write the results and report."""
     import jax
-    import numpy as np
 
+    import slt_thermo as st
+
+    from .._utils import num_params
+    from ..errors import SLTThermoError
     from ..io import write_json
 
     preconditioner = _check_args(args)
@@ -160,32 +160,36 @@ def run(args, argv) -> int:
     summary = meta(argv, "llc")
     summary.update(
         model={"name": target.name, **desc, **truth_json(lam, m)}, n=n, data=origin, seed=args.seed,
-        center=center_text, num_params=int(sum(np.size(x) for x in jax.tree_util.tree_leaves(center))),
+        center=center_text, num_params=num_params(center),
         nll_center=float(target.nll(center)), truth=_llc_truth(args, lam),
         settings={"beta": beta, "beta_rule": "1/log n" if args.beta is None else "--beta", "gamma": args.gamma,
                   "chains": args.chains, "steps": args.steps, "burnin": args.burnin, "thinning": args.thinning,
                   "batch_size": batch, "preconditioner": args.preconditioner,
                   "control_variate": args.control_variate, "check_equilibration": args.check_equilibration},
     )
-    for line in setup_lines(summary)[:2]:
-        print(line, flush=True)
-
-    key_step, key_run = jax.random.split(jax.random.PRNGKey(args.seed + 1))
+    for i in (0, 1, 3):
+        print(setup_lines(summary)[i], flush=True)
+    t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
-        step = llc_step_size(args, target, center, beta, batch, preconditioner, key_step)
-        summary["settings"].update(step_size=step["step_size"], step_rule=step["rule"])
-        summary["step_size"] = step
-        print(setup_lines(summary)[2], flush=True)
-        summary["nearest_minimum"] = None if target.is_population else nearest_minimum(target, center)
-        print(setup_lines(summary)[3] + " …", flush=True)
-    caught = R.unique_warnings(rec)
-    t0 = time.perf_counter()
-    est, step, late = sample_until_accepted(args, target, center, beta, batch, preconditioner, step, key_run)
+        try:
+            est = st.llc(target, center, key=jax.random.PRNGKey(args.seed + 1), beta=beta,
+                         step_size=args.step_size, gamma=args.gamma, num_chains=args.chains,
+                         num_steps=args.steps, num_burnin=args.burnin, batch_size=batch,
+                         preconditioner=preconditioner, control_variate=args.control_variate,
+                         check_equilibration=args.check_equilibration, eval_full_nll_every=args.thinning)
+        except SLTThermoError as err:
+            if args.step_size == "auto" and "curvature" in str(err):
+                raise UsageError("--step-size", f"{err} with --step-size EPS") from None
+            raise
     wall = time.perf_counter() - t0
-    summary["step_size"] = step
-    summary["settings"].update(step_size=step["step_size"])
-    samples = _record_estimate(summary, est, target, args.chains, caught + late, wall)
+    step = est.details["step_size_policy"]
+    summary["step_size"] = dict(step, **({"text": "given by --step-size", "short": "given by --step-size"}
+                                         if step["rule"] == "given" else {}))
+    summary["settings"].update(step_size=step["step_size"], step_rule=step["rule"])
+    summary["nearest_minimum"] = est.details["nearest_minimum"]
+    print(setup_lines(summary)[2], flush=True)
+    samples = _record_estimate(summary, est, target, args.chains, R.unique_warnings(rec), wall)
     outdir = results_dir(args, "llc", desc["slug"])
     samples.save(os.path.join(outdir, "samples.nc"))
     summary["files"] = {"samples": "samples.nc", "summary": "summary.json",
@@ -214,18 +218,19 @@ def _record_estimate(summary, est, target, chains, caught, wall):
                      "draws": int(samples.ds.sizes["draw"]), "nll_kind": det.get("nll_kind")},
         problems=det["problems"], warnings=caught, wall_time_s=wall,
     )
-    nm = summary["nearest_minimum"]
-    if nm is not None:  # λ̂ with nL_n referenced to its minimum ŵ near w* instead of nL_n(w*)
-        beta = summary["settings"]["beta"]
-        summary["llc_ref_minimum"] = {"value": est.value + beta * nm["delta"], "stderr": est.stderr}
+    if det["llc_ref_minimum"] is not None:  # λ̂ with nL_n referenced to its minimum ŵ near w*
+        summary["llc_ref_minimum"] = {"value": det["llc_ref_minimum"], "stderr": est.stderr}
     return samples
 
 
 # ------------------------------------------------------------------------------ w*
 def _llc_center(args, target):
-    """(w* as a params pytree, a description) from --center or the model's true_params."""
+    """(w* as a params pytree, a description) from --center or the model's true_params, checked by
+    slt_thermo.llc.check_center."""
     import jax
-    import numpy as np
+
+    from ..errors import InvalidArgumentError
+    from ..llc import check_center
 
     if args.center is None:
         w0 = getattr(target.model, "true_params", None)
@@ -242,21 +247,11 @@ def _llc_center(args, target):
         center, text = w0, "the model's true_params"
     else:
         center, text = _load_center(args.center, target), args.center
-    center = jax.tree_util.tree_map(lambda x: np.asarray(x, dtype=np.float32), center)
     where = "true_params" if args.center is None else args.center
     try:
-        lp = float(target.log_prior(center))
-        h = float(target.nll(center))
-        u = target.to_unconstrained(center)
-        inside = all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree_util.tree_leaves(u))
-    except Exception as err:
-        raise UsageError("--center", f"w* ({where}) does not fit the model: {type(err).__name__}: {err}") from None
-    if not (math.isfinite(lp) and inside):
-        raise UsageError("--center", f"w* ({where}) is not inside the prior's support (on its boundary the "
-                                     "sampler's unconstrained coordinates are infinite); the LLC needs an interior "
-                                     "point: pass one with --center FILE.npz")
-    if not math.isfinite(h):
-        raise UsageError("--center", f"nL_n(w*) is not finite at w* ({where})")
+        center = check_center(target, center)
+    except InvalidArgumentError as err:
+        raise UsageError("--center", str(err).replace("`center`", f"w* ({where})")) from None
     return center, text
 
 

@@ -21,6 +21,7 @@ import mpmath
 import numpy as np
 from scipy import special
 
+from .._utils import check_beta, positive_int
 from ..errors import InvalidArgumentError
 
 __all__ = [
@@ -65,19 +66,8 @@ def _positive(value, name: str) -> float:
     return value
 
 
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _betas(beta) -> tuple[np.ndarray, bool]:
-    try:
-        b = np.asarray(beta, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"beta must be a real number or array, got {beta!r}") from None
-    if not np.all(np.isfinite(b)) or np.any(b < 0):
-        raise InvalidArgumentError(f"beta must be finite and >= 0, got {beta!r}")
+    b = np.asarray(check_beta(beta), dtype=np.float64)
     return b, b.ndim == 0
 
 
@@ -153,7 +143,7 @@ def monomial_thermo(k, h, n, beta) -> Thermo:
     beta : float or array of floats ≥ 0
         Inverse temperature(s).
     """
-    k = _positive_int(k, "k")
+    k = positive_int(k, "k")
     if h is None:
         h = 0.0
     if isinstance(h, bool) or not isinstance(h, numbers.Real) or not h > -1:
@@ -259,7 +249,7 @@ def gaussian_thermo(d, n, sigma2, beta) -> Thermo:
     beta : float or array of floats ≥ 0
         Inverse temperature(s).
     """
-    d = _positive_int(d, "d")
+    d = positive_int(d, "d")
     n = _positive(n, "n")
     sigma2 = _positive(sigma2, "sigma2")
     b, scalar = _betas(beta)

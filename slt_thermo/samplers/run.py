@@ -41,12 +41,13 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import xarray as xr
 
+from .._target_inputs import check_key
+from .._utils import check_beta, positive_int
 from ..errors import InvalidArgumentError
-from ..io import param_names
-from ..results import RESERVED, Samples, clean_attrs
-from ..target import Target, _check_key, check_beta
+from ..results import Samples, clean_attrs
+from ..target import Target
+from .records import check_names, leaf_names, run_meta, to_dataset
 
 
 class Kernel(NamedTuple):
@@ -174,12 +175,6 @@ def validate_betas(betas) -> np.ndarray:
     return b
 
 
-def _positive_int(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InvalidArgumentError(f"`{name}` must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 # ------------------------------------------------------------------------------ compiled pieces
 @partial(jax.jit, static_argnames=("config",))
 def _init_states(config, target, u0, betas, keys, center, gamma):
@@ -257,19 +252,6 @@ def _run_chunk(config, plan: Plan, target: Target, states, acc, healthy, key, be
     return states, acc, healthy, out
 
 
-# ------------------------------------------------------------------------------ naming
-def _leaf_names(tree) -> list[str]:
-    """The parameters' variable names in Samples (:func:`slt_thermo.io.param_names`), checked
-    against the variables every Samples has."""
-    names = param_names(tree)
-    for name in names:
-        if name in RESERVED:
-            raise InvalidArgumentError(
-                f"parameter name `{name}` collides with a Samples variable; rename it"
-            )
-    return names
-
-
 # ------------------------------------------------------------------------------ the driver
 class PreparedRun(NamedTuple):
     """The fixed context of one run (what :func:`advance` and :func:`finalize` need besides the
@@ -302,15 +284,15 @@ def _check_options(options: RunOptions, target: Target):
             raise InvalidArgumentError(f"`{name}` is required (as a keyword or in RunOptions)")
     options.check_reserved()
     opts = options.replace(
-        num_chains=_positive_int(options.num_chains, "num_chains"),
-        num_warmup=_positive_int(options.num_warmup, "num_warmup", 0),
-        num_samples=_positive_int(options.num_samples, "num_samples"),
-        thinning=_positive_int(options.thinning, "thinning"),
+        num_chains=positive_int(options.num_chains, "num_chains"),
+        num_warmup=positive_int(options.num_warmup, "num_warmup", 0),
+        num_samples=positive_int(options.num_samples, "num_samples"),
+        thinning=positive_int(options.thinning, "thinning"),
     )
     if opts.chunk_size is not None:
-        _positive_int(opts.chunk_size, "chunk_size")
+        positive_int(opts.chunk_size, "chunk_size")
     if opts.max_chunks is not None:
-        _positive_int(opts.max_chunks, "max_chunks")
+        positive_int(opts.max_chunks, "max_chunks")
     if opts.resume is not None and not isinstance(opts.resume, RunState):
         raise InvalidArgumentError(
             f"`resume` must be the RunState of an earlier run (samples.state), got {type(opts.resume).__name__}")
@@ -332,11 +314,11 @@ def prepare(config, target: Target, betas, options: RunOptions, *, key, center=N
             f"`target` must be a slt_thermo.Target, got {type(target).__name__}; "
             "wrap your model with st.Target(model, data)"
         )
-    _check_key(key)
+    check_key(key)
     options = _check_options(options, target)
     beta_axis = betas is not None
     betas = validate_betas(betas) if beta_axis else np.ones(1)
-    diagnose_every = _positive_int(diagnose_every, "diagnose_every")
+    diagnose_every = positive_int(diagnose_every, "diagnose_every")
     gamma = float(gamma)
     if gamma < 0 or not math.isfinite(gamma):
         raise InvalidArgumentError(f"`gamma` must be finite and >= 0, got {gamma}")
@@ -352,10 +334,10 @@ def prepare(config, target: Target, betas, options: RunOptions, *, key, center=N
     beta_flat = jnp.repeat(jnp.asarray(betas, dtype=jnp.result_type(float)), C)
     cvals = None if center is None else jax.tree_util.tree_map(jnp.asarray, center)
     template = target.init(jax.random.PRNGKey(0))
-    names = _leaf_names(template)
-    _check_names(names, target.observable_names)
+    names = leaf_names(template)
+    check_names(names, target.observable_names)
     fingerprint = _fingerprint(sampler, target, betas, C, plan, gamma, key_run)
-    meta = _run_meta(target, sampler, options, gamma, center, names, beta_axis, attrs)
+    meta = run_meta(target, sampler, options, gamma, center, names, beta_axis, attrs)
     run_ = PreparedRun(config, plan, target, betas if beta_axis else None, beta_flat, C, cvals,
                        gamma, key_run, names, options, meta)
     if options.resume is not None:
@@ -408,7 +390,7 @@ def finalize(run_: PreparedRun, state: RunState, interrupted: bool = False) -> S
     B = 1 if run_.betas is None else run_.betas.size
     C = run_.num_chains
     healthy = np.asarray(state.healthy)
-    ds = _to_dataset(state.records, run_.betas if run_.betas is not None else np.ones(1), C,
+    ds = to_dataset(state.records, run_.betas if run_.betas is not None else np.ones(1), C,
                      run_.names, run_.plan, healthy, state.acc)
     if run_.betas is None:
         ds = ds.isel(beta=0, drop=True)
@@ -476,40 +458,6 @@ def _fingerprint(sampler, target, betas, num_chains, plan, gamma, key) -> tuple:
             flat(target.hyper), flat(jax.random.key_data(key)))
 
 
-def _check_names(names, observable_names):
-    clash = set(names) & set(observable_names)
-    if clash:
-        raise InvalidArgumentError(f"observable name(s) {sorted(clash)} collide with parameter names")
-
-
-def _run_meta(target, sampler, options, gamma, center, names, beta_axis, attrs) -> dict:
-    meta = {
-        "n": target.n,
-        "target": target.name,
-        "population": target.is_population,
-        "sampler": sampler,
-        "num_warmup": options.num_warmup,
-        "num_samples": options.num_samples,
-        "thinning": options.thinning,
-        "gamma": gamma,
-        "localized": center is not None,
-        "param_names": ",".join(names if options.keep_params else []),
-        "observable_names": ",".join(target.observable_names),
-        "beta_axis": beta_axis,
-        "slt_thermo_version": _version(),
-    }
-    model = target.model
-    for attr in ("rlct", "multiplicity"):
-        try:
-            value = getattr(model, attr, None)
-        except Exception:  # truth not known for these settings
-            value = None
-        if value is not None:
-            meta[f"true_{attr}"] = str(value)
-    meta.update(attrs or {})
-    return meta
-
-
 def _initial_positions(target, init, key, B, C):
     BC = B * C
     if init is None:
@@ -536,40 +484,6 @@ def _initial_positions(target, init, key, B, C):
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
-def _to_dataset(records, betas, C, names, plan, healthy, acc) -> xr.Dataset:
-    B = betas.size
-    cat = {}
-    if records:
-        cat = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=0), *records)
-    S = cat["nll"].shape[0] if records else 0
-
-    def grid(a):  # (S, BC, ...) -> (B, C, S, ...)
-        a = np.asarray(a).reshape((S, B, C) + a.shape[2:])
-        return np.moveaxis(a, 0, 2)
-
-    coords = {"beta": betas, "chain": np.arange(C), "draw": np.arange(S)}
-    data_vars = {}
-    if records:
-        data_vars["nll"] = (("beta", "chain", "draw"), grid(cat["nll"]))
-        for k, v in cat.items():
-            if k in ("nll", "params"):
-                continue
-            data_vars[k] = (("beta", "chain", "draw"), grid(v))
-        if plan.keep_params:
-            for name, leaf in zip(names, jax.tree_util.tree_leaves(cat["params"])):
-                g = grid(leaf)
-                dims = ("beta", "chain", "draw") + tuple(f"{name}_dim_{i}" for i in range(g.ndim - 3))
-                data_vars[name] = (dims, g)
-    else:
-        data_vars["nll"] = (("beta", "chain", "draw"), np.zeros((B, C, 0)))
-    data_vars["healthy"] = (("beta", "chain"), healthy.reshape(B, C))
-    if plan.keep_pointwise:
-        for name, arr in zip(("loglik_mean", "loglik_m2", "loglik_logsumexp"), acc[:3]):
-            a = np.asarray(arr)
-            data_vars[name] = (("beta", "chain", "example"), a.reshape((B, C, a.shape[-1])))
-    return xr.Dataset(data_vars, coords=coords)
-
-
 class _NullBar:
     def update(self, *_):
         pass
@@ -587,12 +501,3 @@ def _progress_bar(total, progress, desc):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit="step", leave=False)
-
-
-def _version():
-    try:
-        from importlib.metadata import version
-
-        return version("slt-thermo")
-    except Exception:
-        return "unknown"

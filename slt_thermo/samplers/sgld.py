@@ -70,7 +70,8 @@ from ..results import Samples
 from ..target import Target, sq_distance
 from .gradients import control_variates, grad_estimator, nll_control_variate
 from .mala import langevin_acceptance
-from .run import Kernel, RunOptions, _positive_int, all_finite, run
+from .._utils import positive_int
+from .run import Kernel, RunOptions, all_finite, run
 
 PRECONDITIONERS = (None, "rmsprop", "rmsprop_adaptive")
 NUM_DIAGNOSTICS = 50  # default cap on the recorded draws per chain that get the MALA check
@@ -165,6 +166,8 @@ class SGLDConfig(NamedTuple):
     adapt_steps: int | None = None  # RMSprop updates V for this many steps; None: always
     control_variate: bool = False  # SGLD-CV: minibatch gradient control-variated at the center
 
+    # ~90 lines: the kernel's closures (init, step, diagnose) share one gradient estimator and one
+    # preconditioner; split apart, each would take them all as arguments
     def build(self, target: Target, center, gamma) -> Kernel:
         n = target.n
         B = self.batch_size
@@ -382,14 +385,14 @@ def sample_sgld(
     if num_steps is None or num_burnin is None:
         raise InvalidArgumentError(
             "give `num_steps` and `num_burnin` (or RunOptions num_warmup = burn-in and num_samples)")
-    num_steps = _positive_int(num_steps, "num_steps")
-    num_burnin = _positive_int(num_burnin, "num_burnin", 0)
+    num_steps = positive_int(num_steps, "num_steps")
+    num_burnin = positive_int(num_burnin, "num_burnin", 0)
     if num_burnin >= num_steps:
         raise InvalidArgumentError(
             f"`num_burnin` ({num_burnin}) must be smaller than `num_steps` ({num_steps}): "
             "num_steps counts every step, burn-in included"
         )
-    batch_size = _positive_int(batch_size, "batch_size")
+    batch_size = positive_int(batch_size, "batch_size")
     if batch_size > target.n and not target.is_population:
         raise InvalidArgumentError(f"`batch_size` ({batch_size}) exceeds the dataset size n = {target.n}")
     if preconditioner not in PRECONDITIONERS:
@@ -400,11 +403,11 @@ def sample_sgld(
             "center=w_star, on a data target (population targets have no minibatch noise)")
     thinning = options.thinning
     if eval_full_nll_every is not None:
-        eval_full_nll_every = _positive_int(eval_full_nll_every, "eval_full_nll_every")
+        eval_full_nll_every = positive_int(eval_full_nll_every, "eval_full_nll_every")
         if thinning != 1:
             raise InvalidArgumentError("give either `thinning` or `eval_full_nll_every`, not both")
         thinning = eval_full_nll_every
-    thinning = _positive_int(thinning, "thinning")
+    thinning = positive_int(thinning, "thinning")
     num_samples = (num_steps - num_burnin) // thinning
     if num_samples < 1:
         raise InvalidArgumentError(
@@ -414,7 +417,7 @@ def sample_sgld(
         cost = 2.0 if target.is_population else 2.0 * target.n / batch_size  # in SGLD steps
         checks = int(min(NUM_DIAGNOSTICS, max(1, DIAGNOSTIC_BUDGET * num_steps / cost)))
         diagnose_every = max(1, math.ceil(num_samples / checks))
-    diagnose_every = _positive_int(diagnose_every, "diagnose_every")
+    diagnose_every = positive_int(diagnose_every, "diagnose_every")
     adapt_steps = num_burnin if preconditioner == "rmsprop" else None
     config = SGLDConfig(float(step_size), batch_size, preconditioner, float(rmsprop_decay),
                         float(rmsprop_eps), eval_full_nll_every is not None, adapt_steps,

@@ -25,6 +25,7 @@ import warnings
 import numpy as np
 from scipy.special import logsumexp
 
+from .._utils import known_rlct, weighted_least_squares
 from ..errors import InvalidArgumentError
 from ..results import Estimate, Samples
 from .stats import healthy_draws, rung_stats
@@ -76,8 +77,8 @@ def wbic(samples: Samples) -> Estimate:
 
 
 def _truth(samples):
-    t = samples.ds.attrs.get("true_rlct")
-    return None if t is None else str(t)
+    lam = known_rlct(samples)[0]
+    return None if lam is None else str(lam)
 
 
 def rlct(samples: Samples, method: str = "two_temperature", *, beta0=(1.0, 2.0), beta=None,
@@ -137,15 +138,8 @@ def rlct(samples: Samples, method: str = "two_temperature", *, beta0=(1.0, 2.0),
 
 def _wls_slope(x, y, se):
     """Weighted least-squares slope of y on x with intercept; error scaled by max(1, χ²_red)."""
-    w = 1 / np.maximum(se, 1e-12) ** 2
-    X = np.stack([np.ones_like(x), x], axis=1)
-    cov = np.linalg.inv(X.T @ (w[:, None] * X))
-    coef = cov @ (X.T @ (w * y))
-    resid = y - X @ coef
-    dof = max(len(x) - 2, 1)
-    chi2 = float(np.sum(w * resid**2) / dof) if len(x) > 2 else float("nan")
-    scale = max(1.0, chi2) if np.isfinite(chi2) else 1.0
-    return float(coef[1]), float(np.sqrt(cov[1, 1] * scale)), chi2
+    coef, cov, chi2 = weighted_least_squares(np.stack([np.ones_like(x), x], axis=1), y, se)
+    return float(coef[1]), float(np.sqrt(cov[1, 1])), chi2
 
 
 def fit_free_energy(ns, F, F_se, nll_true=None, *, m=None) -> dict:
@@ -177,14 +171,8 @@ def fit_free_energy(ns, F, F_se, nll_true=None, *, m=None) -> dict:
     X = np.stack(cols, axis=1)
     if X.shape[0] < X.shape[1]:
         raise InvalidArgumentError(f"the fit needs at least {X.shape[1]} values of n, got {X.shape[0]}")
-    w = 1 / np.maximum(np.asarray(F_se, dtype=float), 1e-9) ** 2
-    cov = np.linalg.pinv(X.T @ (w[:, None] * X))
-    coef = cov @ (X.T @ (w * y))
-    resid = y - X @ coef
-    dof = X.shape[0] - X.shape[1]
-    chi2 = float(np.sum(w * resid**2) / dof) if dof > 0 else float("nan")
-    scale = max(1.0, chi2) if np.isfinite(chi2) else 1.0
-    err = np.sqrt(np.diag(cov) * scale)
+    coef, cov, chi2 = weighted_least_squares(X, y, F_se, floor=1e-9)
+    err = np.sqrt(np.diag(cov))
     m_hat, m_se = (float(m), 0.0) if m is not None else (float(1 + coef[1]), float(err[1]))
     return {"lambda_hat": float(coef[0]), "lambda_se": float(err[0]),
             "m_hat": m_hat, "m_se": m_se, "fit_reduced_chi2": chi2,

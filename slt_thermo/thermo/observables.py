@@ -36,6 +36,7 @@ import numpy as np
 import xarray as xr
 from scipy.special import logsumexp
 
+from .._utils import check_beta
 from ..errors import InvalidArgumentError
 from ..results import Samples
 from .stats import healthy_draws, mean_se, rung_stats
@@ -107,23 +108,15 @@ def waic_from_loglik(loglik, beta: float = 1.0) -> dict:
         raise InvalidArgumentError(f"`loglik` needs >= 2 draws and >= 1 example, got shape {x.shape}")
     if not np.all(np.isfinite(x)):
         raise InvalidArgumentError(f"`loglik` has {int(np.sum(~np.isfinite(x)))} non-finite value(s)")
-    beta = _check_beta_value(beta)
+    beta = check_beta(beta)
+    if not isinstance(beta, float):
+        raise InvalidArgumentError(f"`beta` must be a number, got {beta!r}")
     lppd_i = logsumexp(x, axis=0) - math.log(S)
     var_i = np.var(x, axis=0, ddof=0)
     out = _pointwise(lppd_i, var_i, beta, n)
     out["lppd_i"] = lppd_i
     out["functional_variance_i"] = var_i
     return out
-
-
-def _check_beta_value(beta) -> float:
-    try:
-        b = float(beta)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"`beta` must be a number, got {beta!r}") from None
-    if not (math.isfinite(b) and b >= 0):
-        raise InvalidArgumentError(f"`beta` must be finite and >= 0, got {beta!r}")
-    return b
 
 
 def _num_draws(samples: Samples) -> int:

@@ -16,8 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...errors import InvalidArgumentError
-from ...target import Target, _check_key
-from ..run import RunOptions, _check_names, _leaf_names, _positive_int
+from ..._target_inputs import check_key
+from ...target import Target
+from ..._utils import num_params, positive_int
+from ..records import check_names, leaf_names
+from ..run import RunOptions
 from .anneal import AnnealState, _anneal
 from .moves import MOVES, _MoveArgs, _resolve_move, _Spec
 from .resampling import SCHEMES
@@ -35,7 +38,7 @@ def _annealing_options(options, progress, init_particles, *, resumable=True) -> 
             "bdmc runs its forward and reverse passes whole: `RunOptions.max_chunks` and "
             "`resume` apply to population_annealing and ais")
     if opts.max_chunks is not None:
-        _positive_int(opts.max_chunks, "max_chunks")
+        positive_int(opts.max_chunks, "max_chunks")
     if opts.resume is not None and not isinstance(opts.resume, AnnealState):
         raise InvalidArgumentError(
             "`resume` must be the AnnealState of an earlier run with the same arguments "
@@ -46,12 +49,12 @@ def _annealing_options(options, progress, init_particles, *, resumable=True) -> 
 def _check_target(target, key):
     if not isinstance(target, Target):
         raise InvalidArgumentError(f"`target` must be a slt_thermo.Target, got {type(target).__name__}")
-    _check_key(key)
-    _check_names(_leaf_names(target.init(jax.random.PRNGKey(0))), target.observable_names)
+    check_key(key)
+    check_names(leaf_names(target.init(jax.random.PRNGKey(0))), target.observable_names)
 
 
 def _dim(target) -> int:
-    return int(sum(np.size(x) for x in jax.tree_util.tree_leaves(target.init(jax.random.PRNGKey(0)))))
+    return num_params(target.init(jax.random.PRNGKey(0)))
 
 
 def _check_ladder(betas):
@@ -73,7 +76,7 @@ def _check_schedule(betas, resampling, target_ess, max_rungs, beta_max):
         raise InvalidArgumentError(f"`resampling` must be one of {SCHEMES}, got {resampling!r}")
     if not 0 < target_ess < 1:
         raise InvalidArgumentError(f"`target_ess` must be in (0, 1), got {target_ess!r}")
-    max_rungs = _positive_int(max_rungs, "max_rungs")
+    max_rungs = positive_int(max_rungs, "max_rungs")
     if not (beta_max > 0 and math.isfinite(beta_max)):
         raise InvalidArgumentError(f"`beta_max` must be a positive number, got {beta_max!r}")
     if betas is None:
@@ -167,9 +170,9 @@ def _prepare(target, key, move: _MoveArgs, *, options, progress, init_particles,
     first half of ``key`` (the second half is returned for the rung loop)."""
     _check_target(target, key)
     opts = _annealing_options(options, progress, init_particles, resumable=resumable)
-    R = _positive_int(num, num_name, 2)
-    M = _positive_int(num_runs, "num_runs")
-    sweeps = _positive_int(mcmc_steps, "mcmc_steps", 0)
+    R = positive_int(num, num_name, 2)
+    M = positive_int(num_runs, "num_runs")
+    sweeps = positive_int(mcmc_steps, "mcmc_steps", 0)
     settings = None if check is None else check()
     if start is None:
         k_init, key = jax.random.split(key)

@@ -18,7 +18,8 @@ import jax.numpy as jnp
 from ...errors import InvalidArgumentError
 from ...target import Target
 from ..mala import accept_prob, scaled_langevin
-from ..run import Kernel, _positive_int
+from ..._utils import positive_int
+from ..run import Kernel
 from .tuning import (
     PRECONDITIONS,
     _from_z,
@@ -344,8 +345,8 @@ def _resolve_move(args: _MoveArgs, *, dim, num_particles, scheme, jitter=0.2) ->
             f"`precondition` must be one of {PRECONDITIONS}, got {args.precondition!r}")
     precondition = _resolve_precondition(args.precondition, kind in MOVES, dim, num_particles)
     num_leapfrog = 0 if args.num_leapfrog is None else args.num_leapfrog
-    num_leapfrog = _positive_int(num_leapfrog, "num_leapfrog", 0)
-    max_leapfrog = _positive_int(args.max_leapfrog, "max_leapfrog")
+    num_leapfrog = positive_int(num_leapfrog, "num_leapfrog", 0)
+    max_leapfrog = positive_int(args.max_leapfrog, "max_leapfrog")
     target_accept = args.target_accept
     if target_accept is None:
         target_accept = {"hmc": 0.8, "mala": 0.574, "nuts": 0.8}.get(kind, 0.8)

@@ -14,7 +14,9 @@ from jax.flatten_util import ravel_pytree
 from scipy.special import logsumexp as _np_logsumexp
 
 from ...results import Estimate, Samples, clean_attrs
-from ..run import Plan, _leaf_names, _to_dataset, _version
+from ..._utils import package_version
+from ..records import leaf_names, to_dataset
+from ..run import Plan
 from .resampling import _normalize, _resample_w
 from .rung import _dtype
 
@@ -186,7 +188,7 @@ def _rungs_meta(ctx: _Ctx, st: AnnealState, A, rho_f_delta, complete) -> dict:
         "num_rungs": len(st.ladder), "grad_evals": int(np.sum(A["grad_evals"])),
         "rho_f_delta": float(np.mean(rho_f_delta[:, -1])), "rho_t": float(np.mean(A["rho_t"][:, -1])),
         "wall_time_s": st.wall_time_s, "complete": complete,
-        "observable_names": ",".join(ctx.target.observable_names), "slt_thermo_version": _version(),
+        "observable_names": ",".join(ctx.target.observable_names), "slt_thermo_version": package_version(),
     }
     if M >= 2:
         meta["rho_f_runs"] = float(R * np.var(A["log_z_run"][:, -1], ddof=1))
@@ -270,12 +272,12 @@ def _final_samples(ctx: _Ctx, st: AnnealState, meta: dict):
         u, H = _equalize(jax.random.split(ctx.key_final, M), st.particles.logw, u, H)
     MR = M * R
     params, lp, obs = _final_params(ctx.target, ctx.template, u.reshape((MR, -1)).astype(_dtype()))
-    names = _leaf_names(ctx.template)
+    names = leaf_names(ctx.template)
     H = np.asarray(H, float).reshape(1, MR)
     record = {"nll": H, "log_prior": np.asarray(lp, float).reshape(1, MR),
               **{k: np.asarray(obs[k]).reshape(1, MR) for k in ctx.target.observable_names},
               "params": jax.tree_util.tree_map(lambda x: np.asarray(x)[None], params)}
-    sds = _to_dataset((record,), np.array([float(st.ladder[-1])]), MR, names, _ONE_DRAW,
+    sds = to_dataset((record,), np.array([float(st.ladder[-1])]), MR, names, _ONE_DRAW,
                       np.isfinite(H), None)
     smeta = dict(meta)
     smeta.update(sampler=ctx.method, num_draws=1, num_warmup=0, num_samples=1,

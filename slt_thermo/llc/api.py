@@ -1,0 +1,190 @@
+"""``st.llc``: the local learning coefficient at w* by localized SGLD, one policy for the library
+and ``slt-thermo llc``.
+
+Lau, Furman, Wang, Murfet & Wei (arXiv:2308.12108): at a point w* (a local minimum of L_n),
+
+    λ̂(w*) = nβ (E_{w|w*,γ}^β[L_n(w)] − L_n(w*)),   β = 1/log n,
+
+the expectation over p(w) ∝ φ(w) exp(−nβL_n(w) − γ/2‖w − w*‖²), sampled by SGLD chains
+started at w*. n is the dataset size (never the batch size), L_n(w*) is on the full data, and
+burn-in is excluded.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+
+from .._utils import check_beta, num_params
+from ..errors import InvalidArgumentError, SLTThermoError
+from ..results import Estimate, Samples
+from ..samplers.sgld import sample_sgld
+from ..target import Target
+from .center import check_center, nearest_minimum
+from .diagnostics import PREDICTED_BIAS, llc_from_samples, predicted_bias_too_large
+from .step_size import AUTO_ACCEPT, AUTO_MAX_HALVINGS, auto_step, default_beta, first_step
+
+HOT_START_HEAT = 16.0  # check_equilibration: the extra chains start from a run at β / this
+DEFAULT_THINNING = 10  # the full-data nL_n is recorded every this many steps after burn-in
+
+
+def llc(
+    target: Target,
+    center,
+    *,
+    key,
+    beta: float | None = None,
+    step_size: float | str = "auto",
+    gamma: float = 100.0,
+    num_chains: int = 8,
+    num_steps: int = 2000,
+    num_burnin: int = 400,
+    batch_size: int | None = None,
+    preconditioner: str | None = None,
+    control_variate: bool = False,
+    check_equilibration: bool = False,
+    thinning: int | None = None,
+    eval_full_nll_every: int | None = None,
+    progress: bool = True,
+    diagnose_every: int | None = None,
+) -> Estimate:
+    """Estimate the local learning coefficient at ``center`` (= w*, in model space).
+
+    The default policy is the one ``slt-thermo llc`` runs (the same numbers for the same key;
+    chosen by measurement, ``benchmarks/llc_policy.py``): plain SGLD on full-data gradients,
+    ε = ``"auto"``, 8 chains × 2000 steps (400 burn-in), the full-data nL_n recorded every 10th
+    step, γ = 100.
+
+    Args:
+        target: the model and data (n = ``target.n`` enters nβ).
+        center: w*, a params pytree (a trained network's weights, a true parameter, ...); it must
+            be an interior point of the prior with a finite nL_n.
+        key: PRNG key.
+        beta: inverse temperature; default 1/log n.
+        step_size: SGLD ε. ``"auto"``: ε = 1/(4κ̂), κ̂ the largest curvature of the localized log
+            density at w* (:func:`max_curvature`), halved and the run repeated (at most 4 times)
+            while its MALA acceptance is < 0.9, its predicted ε-bias exceeds 5% of λ̂ or a chain
+            goes non-finite (plain SGLD only). ``"sweep"``: :func:`sgld_step_size` (11 short
+            runs, minutes; None means the same, the default before issue 23). Or a number.
+            ``details["step_size_policy"]`` records the choice.
+        gamma: localization strength γ (0 for none: only sensible with a compact prior). 100 is
+            devinterp's and Lau et al.'s; it truncates every direction whose posterior spread at
+            this nβ exceeds 1/√γ, which lowers λ̂ below λ(w*) on high-order singular directions
+            (the dead units of deep nets): ``details["gamma_sensitivity"]`` (dλ̂/dlog γ,
+            :func:`gamma_sensitivity`) says how much, and llc warns above 10% of λ̂. A smaller γ
+            needs more steps (flat directions relax in ~1/(εγ) steps). Measurements:
+            ``benchmarks/README.md``.
+        batch_size: minibatch size of the gradients; default n (full data). Minibatch noise heats
+            the chains and biases λ̂ upward, most where B ≪ nβ (``details["bias_minibatch"]``).
+        preconditioner: None (plain SGLD, the default), ``"rmsprop"`` (adapted during burn-in,
+            then held fixed, so the draws target the localized posterior up to O(ε); needs a
+            number or ``"sweep"`` for ``step_size``) or ``"rmsprop_adaptive"`` (pSGLD, biased).
+        control_variate: SGLD-CV (:func:`~slt_thermo.sample_sgld`): control-variate the
+            minibatch gradient at w* (less minibatch-noise bias where chains stay near w*).
+        check_equilibration: also run ``num_chains // 2`` chains started *hot* (from the end of
+            a ``num_burnin``-step run at β/16 from w*) and compare their λ̂ with the main
+            chains' over the second half of the draws (``details["equilibration_z"]``,
+            ``cold_start_llc``, ``hot_start_llc``; warning at |z| > 4): chains from w* relax
+            from below, hot ones from above, so a gap brackets the localized value. λ̂ itself is
+            the main run's. Costs 50–60% more steps and two more compiles.
+        thinning, eval_full_nll_every: which steps after burn-in are kept and what nll they hold.
+            Default: every 10th step, with the full-data nL_n. ``eval_full_nll_every=k``: every
+            k-th, full data; ``thinning=k`` alone: every k-th, SGLD's minibatch estimate.
+        num_chains, num_steps, num_burnin, diagnose_every, progress: as in
+            :func:`~slt_thermo.sample_sgld` (the MALA check runs on at most 50 draws per chain
+            unless ``diagnose_every`` says otherwise).
+
+    Returns:
+        :class:`~slt_thermo.Estimate` whose ``details`` hold the diagnostics of
+        :func:`llc_from_samples` (``per_chain``, ``rhat``, ``ess``, ``mala_accept``,
+        ``predicted_bias``, ``drift_z``, ``drift_z_distance``, ``gamma_sensitivity``,
+        ``unhealthy``, ``problems``, ``samples``, ...), ``step_size_policy`` (the rule, ε, and for
+        auto κ̂, the halvings and each attempt), ``nearest_minimum`` (ΔH = nL_n(w*) − nL_n(ŵ),
+        ŵ the minimum L-BFGS reaches from w*, or None) and ``llc_ref_minimum`` = λ̂ + β·ΔH (the
+        LLC assumes w* minimizes L_n; a true parameter on data does not, which lowers λ̂ by ~β·ΔH).
+    """
+    if not isinstance(target, Target):
+        raise InvalidArgumentError(f"`target` must be a slt_thermo.Target, got {type(target).__name__}")
+    beta = default_beta(target) if beta is None else check_beta(beta, positive=True)
+    if not isinstance(beta, float):
+        raise InvalidArgumentError(f"`beta` must be a number, got {beta!r}")
+    batch_size = target.n if batch_size is None else batch_size
+    if thinning is None and eval_full_nll_every is None:
+        eval_full_nll_every = DEFAULT_THINNING
+    center = check_center(target, center)
+    nll_center = float(target.nll(center))
+    key_tune, key_run = jax.random.split(key)
+    step = first_step(step_size, target, center, key=key_tune, beta=beta, gamma=gamma, batch_size=batch_size,
+                      preconditioner=preconditioner, control_variate=control_variate, progress=progress)
+    run_kw = dict(num_steps=num_steps, num_burnin=num_burnin, batch_size=batch_size, center=center,
+                  gamma=gamma, preconditioner=preconditioner, control_variate=control_variate,
+                  thinning=1 if thinning is None else thinning, eval_full_nll_every=eval_full_nll_every,
+                  progress=progress, keep_params=False, diagnose_every=diagnose_every)
+    est, step = _sample_until_accepted(target, center, beta, num_chains, key_run, run_kw, step, nll_center)
+    run_kw["step_size"] = step["step_size"]
+    if check_equilibration:
+        hot = _hot_started_run(target, center, beta, max(1, num_chains // 2),
+                               jax.random.fold_in(key_run, 1), run_kw)
+        est = llc_from_samples(est.details["samples"], nll_center, beta=beta, num_params=num_params(center),
+                               hot_start=hot, warn=False)
+    for p in est.details["problems"]:
+        warnings.warn(f"llc: {p}", stacklevel=2)
+    nm = nearest_minimum(target, center)
+    est.details.update(step_size_policy=step, nearest_minimum=nm,
+                       llc_ref_minimum=None if nm is None else est.value + beta * nm["delta"])
+    return est
+
+
+def _sample_until_accepted(target, center, beta, num_chains, key, run_kw, step, nll_center):
+    """One run at ``step``; under ``auto``, halve ε and run again while the run fails its checks
+    (finite chains, MALA acceptance >= AUTO_ACCEPT, predicted ε-bias <= PREDICTED_BIAS of λ̂), at
+    most AUTO_MAX_HALVINGS times. The last run's warnings are re-emitted (problems excluded: the
+    caller warns about those once). Returns (estimate, step record with ``attempts``)."""
+    attempts = []
+    while True:
+        last = step["rule"] != "auto" or step["halvings"] >= AUTO_MAX_HALVINGS
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                s = sample_sgld(target, [beta], num_chains=num_chains, key=key, init=center,
+                                step_size=step["step_size"], **run_kw)
+                est = llc_from_samples(s, nll_center, beta=beta, num_params=num_params(center), warn=False)
+                acc, bad, bias = (est.details[k] for k in ("mala_accept", "unhealthy", "predicted_bias"))
+            except SLTThermoError:
+                if last:
+                    raise
+                est, acc, bad, bias = None, float("nan"), num_chains, float("nan")
+        attempts.append({"step_size": step["step_size"], "mala_accept": acc, "unhealthy": bad,
+                         "predicted_bias": bias})
+        passed = (est is not None and bad == 0 and acc >= AUTO_ACCEPT
+                  and not predicted_bias_too_large(bias, est.value))
+        if last or passed:
+            break
+        why = (f"{bad} chain(s) went non-finite" if bad else f"MALA acceptance {acc:.3f} < {AUTO_ACCEPT}"
+               if acc < AUTO_ACCEPT else f"predicted ε-bias {bias:+.3g} > {PREDICTED_BIAS:.0%} of λ̂")
+        step = auto_step(step["kappa"], step["halvings"] + 1)
+        if run_kw["progress"]:
+            print(f"llc: {why}: halving ε to {step['step_size']:.3g} and running again …", flush=True)
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if step["rule"] == "auto":
+        step = auto_step(step["kappa"], step["halvings"], passed)
+    return est, {**step, "attempts": attempts}
+
+
+def _hot_started_run(target, center, beta, num_chains, key, run_kw) -> Samples:
+    """``num_chains`` chains like the main run's, but started from the end of a run at
+    β/HOT_START_HEAT (``num_burnin`` steps from w*, the same ε, γ and preconditioner): spread
+    *beyond* the localized posterior, so they relax towards it from above while chains started at
+    w* relax from below. Where the two disagree, neither has equilibrated."""
+    k_heat, k_run = jax.random.split(key)
+    steps = run_kw["num_burnin"] + 1
+    heat_kw = dict(run_kw, num_steps=steps, num_burnin=steps - 1, thinning=1,
+                   eval_full_nll_every=None, keep_params=True, progress=False, diagnose_every=None)
+    heated = sample_sgld(target, [beta / HOT_START_HEAT], num_chains=num_chains, key=k_heat,
+                         init=center, **heat_kw)
+    leaves = [jnp.asarray(heated.params[name].values[:, :, -1]) for name in heated.param_names]
+    start = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(center), leaves)
+    return sample_sgld(target, [beta], num_chains=num_chains, key=k_run, init=start, **run_kw)
