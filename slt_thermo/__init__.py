@@ -39,7 +39,7 @@ _LAZY = {
                      "observables", "rlct", "susceptibility", "thermodynamics", "ti_free_energy",
                      "waic_from_loglik", "wbic"), "thermo"),
 }
-_SUBMODULES = ("cli", "exact", "io", "models", "plotting", "results", "samplers", "sweeps", "target",
+_SUBMODULES = ("cli", "exact", "io", "models", "plotting", "results", "samplers", "sweeps", "target", "therml",
                "thermo")
 
 __all__ = [
@@ -79,6 +79,7 @@ __all__ = [
     "sample_sgld",
     "sgld_step_size",
     "susceptibility",
+    "therml",
     "thermodynamics",
     "ti_free_energy",
     "waic_from_loglik",

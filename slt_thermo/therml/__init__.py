@@ -1,0 +1,21 @@
+"""TherML (Alemi & Fischer, "TherML: Thermodynamics of Machine Learning", 2018) on the samplers.
+
+The σS posterior p*(θ) ∝ q(θ) exp(−(ρR + δD + γC)/σ) is a tempered posterior with β = 1/σ:
+:func:`posterior` builds it as a :class:`~slt_thermo.Target` (multipliers traced, R, D, C
+recorded per draw), so every sampler covers a σ-ladder in one run, and :mod:`.laws` reads its
+thermodynamics off the draws with error bars.
+
+- :mod:`.toy`: Appendix B's toy, exactly (:func:`toy`, :class:`Toy`);
+- :mod:`.model`: Appendix B's encoder/decoder/classifier with R, D, C exact by enumeration (:class:`Model`);
+- :mod:`.posterior`: the σS posterior (:func:`posterior`, :func:`betas`);
+- :mod:`.laws`: :func:`table` (R, D, C, S, J, K_D per σ), :func:`response` (fluctuation–response
+  derivatives), :func:`first_law`, :func:`second_law`.
+"""
+
+from .laws import first_law, response, second_law, table
+from .model import Model
+from .posterior import betas, multipliers, posterior
+from .toy import Toy, toy
+
+__all__ = ["Model", "Toy", "betas", "first_law", "multipliers", "posterior", "response", "second_law", "table",
+           "toy"]

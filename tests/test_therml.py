@@ -1,0 +1,222 @@
+"""TherML's σS posterior (slt_thermo.therml): the Appendix-B toy and model exactly, the posterior
+as a Target, and its thermodynamics from samples against quadrature on a 2-parameter version of
+the same model."""
+
+import math
+
+import jax
+import numpy as np
+import pytest
+
+import slt_thermo as st
+from slt_thermo import therml
+from slt_thermo.therml.model import PARAM_SHAPES, tables
+from slt_thermo.therml.quadrature import Grid
+
+Z = 4.0
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return therml.toy(50, key=jax.random.PRNGKey(0))
+
+
+def test_toy_is_exact(toy):
+    assert abs(toy.mutual_information() - 0.5) < 1e-8
+    assert toy.p_xy.shape == (30, 2) and abs(toy.p_xy.sum() - 1) < 1e-12 and (toy.p_xy > 0).all()
+    assert abs(toy.p_xy[:, 1].sum() - 0.7) < 1e-12  # P(y = 1) = P(z = 1)
+    assert toy.data["x"].shape == (50,) and toy.data["x"].max() < 30 and set(np.unique(toy.data["y"])) <= {0, 1}
+    inf = toy.infinite_data()
+    assert inf["x"].shape == (60,) and abs(inf["weight"].sum() - 50) < 1e-4
+    # the data follow p(x, y): 20 000 draws, chi-square-like check on the label frequency
+    big = therml.toy(20_000, key=jax.random.PRNGKey(1))
+    f = big.data["y"].mean()
+    assert abs(f - 0.7) < Z * math.sqrt(0.21 / 20_000)
+
+
+def _naive(params, x, y):
+    """R, D, C by explicit loops over examples and latent values (numpy float64)."""
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    g = np.arange(30) / 29
+    R = D = C = 0.0
+    for xn, yn in zip(x, y):
+        enc = np.array([-(p["enc_w"][i] * g[xn] - p["enc_b"][i]) ** 2 for i in range(30)])
+        e = np.exp(enc - enc.max())
+        e /= e.sum()
+        qz = np.exp(p["marginal"] - p["marginal"].max())
+        qz /= qz.sum()
+        for i in range(30):
+            dec = np.array([-(p["dec_w"][i] * g[j] - p["dec_b"][i]) ** 2 for j in range(30)])
+            log_qx = dec[xn] - dec.max() - math.log(np.exp(dec - dec.max()).sum())
+            cls = np.array([-(p["cls_w"][c] * g[i] - p["cls_b"][c]) ** 2 for c in range(2)])
+            log_qy = cls[yn] - cls.max() - math.log(np.exp(cls - cls.max()).sum())
+            R += e[i] * (math.log(e[i]) - math.log(qz[i]))
+            D -= e[i] * log_qx
+            C -= e[i] * log_qy
+    return R, D, C
+
+
+def test_functionals_match_a_naive_loop_and_their_bounds(toy):
+    m = therml.Model()
+    x, y = toy.data["x"], toy.data["y"]
+    counts_x = np.bincount(x, minlength=30) / x.size
+    h_x = -sum(p * math.log(p) for p in counts_x if p > 0)
+    h_y_given_x = 0.0
+    for j in range(30):
+        ys = y[x == j]
+        for c in (0, 1):
+            pc = (ys == c).mean() if ys.size else 0
+            h_y_given_x -= ys.size / x.size * (pc * math.log(pc) if pc > 0 else 0)
+    for seed in range(3):
+        params = m.init(jax.random.PRNGKey(seed), scale=3.0)
+        f = {k: float(v.sum()) for k, v in m.functionals(params, toy.data).items()}
+        R, D, C = _naive(params, x, y)
+        assert f["R"] == pytest.approx(R, rel=1e-4, abs=1e-3)
+        assert f["D"] == pytest.approx(D, rel=1e-5) and f["C"] == pytest.approx(C, rel=1e-5)
+        assert f["R"] >= 0 and f["D"] >= 0 and f["C"] >= 0
+        # variational bounds: R + D ≥ −Σ log q(x_n) ≥ n·H_emp(X); C ≥ n·H_emp(Y|X)
+        assert f["R"] + f["D"] >= x.size * h_x - 1e-3 and f["C"] >= x.size * h_y_given_x - 1e-3
+    t = tables(params)
+    for k, axis in (("log_e", 1), ("log_dec", 1), ("log_cls", 1)):
+        np.testing.assert_allclose(np.exp(t[k]).sum(axis=axis), 1.0, rtol=1e-5)
+    assert m.num_params == sum(math.prod(s) for s in PARAM_SHAPES.values()) == 154
+
+
+def test_posterior_is_a_target_with_traced_multipliers_and_recorded_functionals(toy):
+    target = therml.posterior(None, toy.data, delta=2.0, gamma=3.0, population=toy.p_xy)
+    assert isinstance(target, st.Target) and target.n == 50
+    assert target.observable_names == ("C", "C_pop", "D", "D_pop", "R", "R_pop")
+    params = target.init(jax.random.PRNGKey(3))
+    obs = {k: float(v) for k, v in target.observables(params).items()}
+    assert float(target.nll(params)) == pytest.approx(obs["R"] + 2 * obs["D"] + 3 * obs["C"], rel=1e-5)
+    other = target.with_hyper(delta=1.0)
+    assert float(other.nll(params)) == pytest.approx(obs["R"] + obs["D"] + 3 * obs["C"], rel=1e-5)
+    inf = therml.posterior(None, toy.infinite_data(), population=toy.p_xy)
+    o = {k: float(v) for k, v in inf.observables(params).items()}
+    assert o["R"] == pytest.approx(o["R_pop"], rel=1e-5) and o["C"] == pytest.approx(o["C_pop"], rel=1e-5)
+    np.testing.assert_allclose(therml.betas([2.0, 0.5, 1.0]), [0.0, 0.5, 1.0, 2.0])
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda d: therml.betas([1.0, 0.0]), "sigmas"),
+    (lambda d: therml.betas([-1.0]), "sigmas"),
+    (lambda d: therml.posterior(None, d, delta=-1.0), "delta"),
+    (lambda d: therml.posterior(None, d, gamma=float("nan")), "gamma"),
+    (lambda d: therml.posterior(None, {"x": np.zeros(0, int), "y": np.zeros(0, int)}), "n = 0"),
+    (lambda d: therml.posterior(None, {"x": d["x"], "y": d["y"][:3]}), "one length"),
+    (lambda d: therml.posterior(None, {"x": d["x"] + 40, "y": d["y"]}), "0..29"),
+    (lambda d: therml.posterior("model", d), "therml.Model"),
+    (lambda d: therml.toy(0, key=jax.random.PRNGKey(0)), "n"),
+    (lambda d: therml.Model(prior_scale=0.0), "prior_scale"),
+    (lambda d: therml.Model(free=[0]), "base"),
+])
+def test_bad_input_gives_clear_errors(toy, call, match):
+    with pytest.raises(st.SLTThermoError, match=match):
+        call(toy.data)
+
+
+# ------------------------------------------------------------------ against quadrature (2 free)
+BETAS = np.concatenate([[0.0], np.geomspace(0.004, 1.0, 11)])
+RUN = dict(num_chains=8, num_warmup=200, num_samples=300, progress=False)
+
+
+@pytest.fixture(scope="module")
+def small(toy):
+    """Appendix B's model with all but two parameters frozen: a base point whose encoder uses two
+    latents (z_0 for small x, z_29 for large x; the other 28 switched off) with distinct decoders, so
+    that the free encoder bias b^e_0 moves the split and with it R, D and C; the free marginal logit
+    π_0 moves R. (A classifier bias would make p* bimodal: −(w z − b)² has two good b; NUTS chains
+    then stick to one mode each, R-hat 1.5, and the test fails, as it should.) NUTS over a 12-rung
+    σ-ladder; the exact values on a quadrature grid."""
+    base = {k: np.array(v) for k, v in therml.Model().init(jax.random.PRNGKey(1)).items()}
+    base["enc_w"][:], base["enc_b"][:] = 0.0, 5.0  # logit −25: latent unused
+    base["enc_w"][[0, 29]], base["enc_b"][[0, 29]] = 3.0, [0.0, 3.0]
+    base["dec_w"][[0, 29]], base["dec_b"][[0, 29]] = 6.0, [1.5, 4.5]  # q(x|z) peaks at x = 1/4, 3/4
+    order = sorted(PARAM_SHAPES)  # ravel_pytree's order of the dict's keys
+    offset = {k: sum(math.prod(PARAM_SHAPES[j]) for j in order[:order.index(k)]) for k in order}
+    model = therml.Model(prior_scale=3.0, free=[offset["enc_b"], offset["marginal"]], base=base)
+    target = therml.posterior(model, toy.data)
+    run = st.sample_nuts(target, BETAS, key=jax.random.PRNGKey(5), **RUN)
+    grid = Grid(model, toy.data)
+    return model, target, run, grid
+
+
+def test_table_matches_quadrature(small):
+    model, target, run, grid = small
+    exact = grid.thermo(BETAS)
+    tab = therml.table(run, target)
+    for k in ("R", "D", "C", "H"):
+        z = (tab[k].values - exact[k]) / tab[f"{k}_se"].values
+        assert np.all(np.abs(z[1:]) < Z), (k, z)
+    # TI: Monte Carlo error plus the ladder's discretization
+    disc = st.free_energy(run).details["discretization_error"]
+    err = np.abs(tab["log_Z"].values - exact["log_Z"])
+    assert np.all(err <= Z * tab["log_Z_se"].values + 2 * disc + 1e-6), (err, tab["log_Z_se"].values, disc)
+    assert np.all(np.abs(tab["S"].values - exact["S"]) <= Z * tab["S_se"].values + 2 * disc + 1e-6)
+    assert np.all(tab["S"].values[1:] > 0) and np.all(np.diff(exact["S"]) > 0)  # KL(p*‖q) grows with β
+    assert np.all(np.abs(tab["J_z"].values[1:]) < Z + 2 * disc / tab["J_se"].values[1:]), tab["J_z"].values
+    # power: the quantities move far more over the ladder than their errors
+    for k in ("R", "D", "C"):
+        assert np.ptp(exact[k]) > 10 * tab[f"{k}_se"].values.max(), k
+
+
+def test_fluctuation_response_matches_quadrature_finite_differences(small):
+    model, target, run, grid = small
+    h = 1e-3
+    for of, wrt in (("C", "gamma"), ("D", "gamma"), ("C", "delta"), ("R", "gamma"), ("H", "delta")):
+        got = therml.response(run, target, of, wrt)
+        fd = (grid.thermo(BETAS, **{wrt: 1 + h})[of] - grid.thermo(BETAS, **{wrt: 1 - h})[of]) / (2 * h)
+        z = (got["value"].values[1:] - fd[1:]) / got["se"].values[1:]
+        assert np.all(np.abs(z) < Z), (of, wrt, z)
+        assert np.abs(fd[1:]).max() > 3 * got["se"].values[1:].max(), (of, wrt)  # power
+    # Maxwell: ∂⟨D⟩/∂γ = ∂⟨C⟩/∂δ, exactly (quadrature); term by term in the fluctuation form
+    fd_d_gamma = (grid.thermo(BETAS, gamma=1 + h)["D"] - grid.thermo(BETAS, gamma=1 - h)["D"]) / (2 * h)
+    fd_c_delta = (grid.thermo(BETAS, delta=1 + h)["C"] - grid.thermo(BETAS, delta=1 - h)["C"]) / (2 * h)
+    np.testing.assert_allclose(fd_d_gamma, fd_c_delta, rtol=1e-3, atol=1e-3)
+    # ∂S/∂γ = ∂⟨C⟩/∂σ (both Cov(H, C)/σ²): S's finite difference against the fluctuation value
+    got = therml.response(run, target, "S", "gamma")
+    fd = (grid.thermo(BETAS, gamma=1 + h)["S"] - grid.thermo(BETAS, gamma=1 - h)["S"]) / (2 * h)
+    z = (got["value"].values[1:] - fd[1:]) / got["se"].values[1:]
+    assert np.all(np.abs(z) < Z), z
+
+
+def test_rate_capacity_matches_quadrature(small):
+    """K_D = (∂⟨R⟩/∂σ)_D from the fluctuation formula against quadrature covariances."""
+    model, target, run, grid = small
+    e = grid.thermo(BETAS)
+    b = BETAS[1:]
+    exact = b**2 * (e["cov_R_H"][1:] - e["cov_R_D"][1:] * e["cov_D_H"][1:] / e["cov_D_D"][1:])
+    tab = therml.table(run, target)
+    z = (tab["K_D"].values[1:] - exact) / tab["K_D_se"].values[1:]
+    assert np.all(np.abs(z) < Z), z
+
+
+@pytest.mark.slow
+def test_first_law_between_neighbouring_multipliers(small):
+    """ρ̄ΔR + δ̄ΔD + γ̄ΔC + σΔS = 0 between runs at (δ, γ) = (1, 1) and (1.1, 1.05), each with its own
+    TI for S; the exact residual (quadrature) is second order in the step, below the errors."""
+    model, target, run, grid = small
+    other = target.with_hyper(delta=1.1, gamma=1.05)
+    run_b = st.sample_nuts(other, BETAS, key=jax.random.PRNGKey(6), **RUN)
+    law = therml.first_law(run, target, run_b, other)
+    assert np.all(np.abs(law["z"].values[1:]) < Z), law["z"].values
+    a, c = grid.thermo(BETAS), grid.thermo(BETAS, delta=1.1, gamma=1.05)
+    sigma = 1 / BETAS[1:]
+    terms = np.array([c["R"] - a["R"], 1.05 * (c["D"] - a["D"]), 1.025 * (c["C"] - a["C"])])[:, 1:]
+    terms = np.vstack([terms, sigma * (c["S"] - a["S"])[1:]])
+    exact = terms.sum(axis=0)
+    assert np.all(np.abs(exact) < law["se"].values[1:]), (exact, law["se"].values)
+    strong = BETAS[1:] >= 0.1  # power: where σ is small the terms are far above the error, and cancel
+    assert np.all(np.abs(terms).max(axis=0)[strong] > 4 * law["se"].values[1:][strong])
+
+
+@pytest.mark.slow
+def test_second_law_from_annealing(small):
+    model, target, run, grid = small
+    exact = grid.thermo(BETAS)
+    res = st.ais(target, betas=BETAS, num_chains=512, key=jax.random.PRNGKey(7), progress=False)
+    law = therml.second_law(res)
+    assert law["dissipated"] > -Z * law["dissipated_se"]
+    assert abs(law["jarzynski_log_z"] - exact["log_Z"][-1]) < Z * res.rungs["log_z_se"].values[-1] + 0.05
+    law_exact = therml.second_law(res, log_z=exact["log_Z"][-1])
+    assert law_exact["dissipated"] >= -Z * law_exact["work_se"]
