@@ -37,6 +37,7 @@ COMMANDS = {
     "llc": "llc",
     "models": "models",
     "show": "show",
+    "therml": "therml",
     "demo": "demo",
 }
 

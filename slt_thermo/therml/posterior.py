@@ -60,14 +60,20 @@ def multipliers(rho=1.0, delta=1.0, gamma=1.0) -> dict:
     return out
 
 
-def betas(sigmas, *, include_zero: bool = True) -> np.ndarray:
+def betas(sigmas, *, include_zero: bool = True, ti_rungs: int = 0) -> np.ndarray:
     """The β-ladder (ascending) of temperatures ``sigmas`` (each > 0): β = 1/σ, with β = 0 (the
-    prior, σ = ∞) prepended for thermodynamic integration unless ``include_zero=False``."""
+    prior, σ = ∞) prepended for thermodynamic integration unless ``include_zero=False``, and
+    ``ti_rungs`` more rungs geometric in [β_min/200, β_min) where ⟨H⟩ changes fastest (TI needs
+    them when the smallest requested β is far from 0)."""
     s = np.atleast_1d(np.asarray(sigmas, dtype=np.float64))
     if s.ndim != 1 or s.size == 0 or not np.all(np.isfinite(s)) or np.any(s <= 0):
         raise InvalidArgumentError(f"`sigmas` must be finite temperatures > 0, got {sigmas!r}")
+    if isinstance(ti_rungs, bool) or not isinstance(ti_rungs, (int, np.integer)) or ti_rungs < 0:
+        raise InvalidArgumentError(f"`ti_rungs` must be an integer >= 0, got {ti_rungs!r}")
     b = np.unique(1.0 / s)
     check_beta(b, "sigmas")
+    if ti_rungs:
+        b = np.unique(np.concatenate([np.geomspace(b[0] / 200, b[0], ti_rungs + 1)[:-1], b]))
     return np.concatenate([[0.0], b]) if include_zero else b
 
 
