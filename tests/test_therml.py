@@ -115,6 +115,23 @@ def test_bad_input_gives_clear_errors(toy, call, match):
         call(toy.data)
 
 
+def test_sigma_zero_objectives_by_adam(toy):
+    """The gallery's σ = 0 points: each objective lowers its own loss, the VAE's R + D stays above
+    the bound n·H_emp(X), the autoencoder reaches a lower D than the VAE (no rate cost), the VIB
+    a far lower C than the objectives without γ."""
+    res = therml.optimize(None, toy.data, key=jax.random.PRNGKey(1), num_steps=1500)
+    assert res.names == tuple(therml.OBJECTIVES) and res.loss.shape == (1500, len(res.names))
+    assert np.all(res.loss[-1] < 0.7 * res.loss[0])
+    i = {n: k for k, n in enumerate(res.names)}
+    p = np.bincount(toy.data["x"], minlength=30) / toy.n
+    n_h_x = -toy.n * sum(q * math.log(q) for q in p if q > 0)
+    assert res.R[i["vae"]] + res.D[i["vae"]] >= n_h_x - 1e-3
+    assert res.D[i["autoencoder"]] < res.D[i["vae"]]
+    assert res.C[i["vib"]] < 0.2 * min(res.C[i["vae"]], res.C[i["autoencoder"]])
+    with pytest.raises(st.InvalidArgumentError, match="unknown objective"):
+        therml.optimize(None, toy.data, ["nope"], key=jax.random.PRNGKey(0))
+
+
 # ------------------------------------------------------------------ against quadrature (2 free)
 BETAS = np.concatenate([[0.0], np.geomspace(0.004, 1.0, 11)])
 RUN = dict(num_chains=8, num_warmup=200, num_samples=300, progress=False)
