@@ -132,6 +132,18 @@ def test_sigma_zero_objectives_by_adam(toy):
         therml.optimize(None, toy.data, ["nope"], key=jax.random.PRNGKey(0))
 
 
+def test_panels_of_a_point(toy, tmp_path):
+    params = therml.Model().init(jax.random.PRNGKey(2))
+    c = therml.channels(params, toy.p_xy)
+    for k in ("p_x", "g_x", "d_x", "q_z", "e_z", "e_z_y0", "e_z_y1"):
+        assert c[k].shape == (30,) and abs(c[k].sum() - 1) < 1e-5, k
+    for k in ("e_z_given_x", "q_x_given_z", "q_x_given_x"):
+        np.testing.assert_allclose(c[k].sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(c["e_z"], 0.3 * c["e_z_y0"] + 0.7 * c["e_z_y1"], atol=1e-6)
+    therml.panels(params, toy.p_xy, title="a random point", path=str(tmp_path / "p.png"))
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 # ------------------------------------------------------------------ against quadrature (2 free)
 BETAS = np.concatenate([[0.0], np.geomspace(0.004, 1.0, 11)])
 RUN = dict(num_chains=8, num_warmup=200, num_samples=300, progress=False)

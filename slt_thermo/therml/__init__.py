@@ -9,15 +9,17 @@ thermodynamics off the draws with error bars.
 - :mod:`.model`: Appendix B's encoder/decoder/classifier with R, D, C exact by enumeration (:class:`Model`);
 - :mod:`.posterior`: the σS posterior (:func:`posterior`, :func:`betas`);
 - :mod:`.optimize`: the σ = 0 points of the paper's objectives by Adam, vmapped (:func:`optimize`);
+- :mod:`.figures`: the paper's panels for one point (:func:`panels`, :func:`channels`);
 - :mod:`.laws`: :func:`table` (R, D, C, S, J, K_D per σ), :func:`response` (fluctuation–response
   derivatives), :func:`first_law`, :func:`second_law`.
 """
 
+from .figures import channels, panels
 from .laws import first_law, response, second_law, table
 from .model import Model
 from .optimize import OBJECTIVES, Optimized, optimize
 from .posterior import betas, multipliers, posterior
 from .toy import Toy, toy
 
-__all__ = ["OBJECTIVES", "Model", "Optimized", "Toy", "optimize", "betas", "first_law", "multipliers", "posterior", "response", "second_law", "table",
+__all__ = ["OBJECTIVES", "Model", "Optimized", "Toy", "channels", "optimize", "panels", "betas", "first_law", "multipliers", "posterior", "response", "second_law", "table",
            "toy"]
