@@ -335,8 +335,11 @@ def test_step_size_sweep_then_llc(k):
     t = st.Target.population(m, 10_000)
     eps, table = st.sgld_step_size(t, m.true_params, gamma=0.0, key=jax.random.PRNGKey(k))
     assert table["chosen"].sum() == 1
+    # thinning=1: every step kept, the setting this test was measured with (st.llc keeps every 10th
+    # step by default since issue 23; there the k = 1 case read 0.545 ± 0.017, 2.7 se high, of which
+    # the predicted ε-bias +0.020 explains 1.2 se: a 2-se test of a biased estimator is fragile)
     est = st.llc(t, m.true_params, step_size=eps, gamma=0.0, num_chains=8, num_steps=6000,
-                 num_burnin=1000, preconditioner=None, key=jax.random.PRNGKey(40 + k),
+                 num_burnin=1000, preconditioner=None, thinning=1, key=jax.random.PRNGKey(40 + k),
                  progress=False)
     assert abs(est.value - 1 / (2 * k)) < 2 * est.stderr, (eps, repr(est))
 
