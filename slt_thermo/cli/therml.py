@@ -80,6 +80,7 @@ def run(args, argv) -> int:
     wall = time.perf_counter() - t0
     tab = therml.table(run_, target)
     keep = np.isin(tab["beta"].values, 1.0 / np.asarray(args.sigmas))
+    rhat = run_.summary()["nll_rhat"]
     rows = []
     for i in np.flatnonzero(keep)[::-1]:  # by σ, ascending
         row = {"sigma": float(tab["sigma"].values[i]), "beta": float(tab["beta"].values[i])}
@@ -89,7 +90,7 @@ def run(args, argv) -> int:
         for k in ("D", "C"):
             pop = run_[f"{k}_pop"].values[i][run_.healthy.values[i]]
             row[f"{k}_pop"] = float(pop.mean())
-        row["rhat"] = float(run_.summary().loc[row["beta"]].nll_rhat)
+        row["rhat"] = float(rhat.loc[row["beta"]])
         rows.append(row)
     slug = f"n{args.n}"
     outdir = results_dir(args, "therml", slug)

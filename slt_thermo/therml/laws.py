@@ -28,7 +28,7 @@ import xarray as xr
 from ..errors import InvalidArgumentError
 from ..results import Samples
 from ..target import Target
-from ..thermo.integration import free_energy_curve
+from ..thermo.integration import free_energy_curve, ti_curve
 from ..thermo.stats import healthy_draws, mean_se, rung_stats
 from .posterior import MULTIPLIERS
 
@@ -116,13 +116,15 @@ def table(run: Samples, target: Target) -> xr.Dataset:
     betas = run.betas
     if betas[0] != 0:
         raise InvalidArgumentError("`run`'s ladder must start at β = 0 (σ = ∞, the prior) for log Z and S")
-    stats, curve = rung_stats(run), free_energy_curve(run)
+    stats = rung_stats(run)
+    F, F_se = ti_curve(betas, stats["E"].values, stats["Var"].values, E_se=stats["E_se"].values,
+                       V_se=stats["Var_se"].values)  # free_energy_curve's TI, on the stats at hand
     out = {"H": stats["E"].values, "H_se": stats["E_se"].values}
     draws = _draws(run)
     for name in ("R", "D", "C"):
         m = np.array([mean_se(d[name])[:2] for d in draws])
         out[name], out[f"{name}_se"] = m[:, 0], m[:, 1]
-    log_z, log_z_se = -curve["F"].values, curve["F_se"].values
+    log_z, log_z_se = -F, F_se
     out.update(log_Z=log_z, log_Z_se=log_z_se)
     out["S"] = -betas * out["H"] - log_z
     out["S_se"] = np.hypot(betas * out["H_se"], log_z_se)

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from .._utils import check_beta
+from .._utils import positive_int
 from ..errors import DataError, InvalidArgumentError
 from ..target import Target
 from .model import FUNCTIONALS, Model
@@ -68,10 +68,8 @@ def betas(sigmas, *, include_zero: bool = True, ti_rungs: int = 0) -> np.ndarray
     s = np.atleast_1d(np.asarray(sigmas, dtype=np.float64))
     if s.ndim != 1 or s.size == 0 or not np.all(np.isfinite(s)) or np.any(s <= 0):
         raise InvalidArgumentError(f"`sigmas` must be finite temperatures > 0, got {sigmas!r}")
-    if isinstance(ti_rungs, bool) or not isinstance(ti_rungs, (int, np.integer)) or ti_rungs < 0:
-        raise InvalidArgumentError(f"`ti_rungs` must be an integer >= 0, got {ti_rungs!r}")
-    b = np.unique(1.0 / s)
-    check_beta(b, "sigmas")
+    ti_rungs = positive_int(ti_rungs, "ti_rungs", 0)
+    b = np.unique(1.0 / s)  # finite and > 0: the σ are
     if ti_rungs:
         b = np.unique(np.concatenate([np.geomspace(b[0] / 200, b[0], ti_rungs + 1)[:-1], b]))
     return np.concatenate([[0.0], b]) if include_zero else b
