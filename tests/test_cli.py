@@ -197,19 +197,20 @@ def test_llc_command_and_library_give_the_same_estimate(tmp_path, capsys):
 
 def test_therml_table_files_and_show(tmp_path, capsys):
     """`slt-thermo therml` (tiny run): the table per σ, the eq.-35 check, the train/infinite-data
-    table, a results directory that `show` re-prints."""
+    table, a results directory that `show` re-prints; with the encoder noise (184 parameters)."""
     out = tmp_path / "thr"
     assert cli.main(["therml", "--sigmas", "1,4", "--chains", "2", "--warmup", "30", "--samples", "20",
-                     "--ti-rungs", "2", "--out", str(out)]) == 0
+                     "--ti-rungs", "2", "--encoder-noise", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "S = KL(p*‖q)" in text and "−σ log Z" in text and "C infinite" in text
+    assert "184 parameters" in text and "S = KL(p*‖q)" in text and "−σ log Z" in text and "C infinite" in text
     (d,) = only_dirs(out)
     with open(out / d / "summary.json", encoding="utf-8") as f:
         s = json.load(f)
     assert [r["sigma"] for r in s["rows"]] == [1.0, 4.0] and s["files"]["plots"] == ["therml_functionals.png"]
+    assert s["encoder_noise"] and s["num_params"] == 184
     assert all(r["S"] > 0 and r["D_pop"] > 0 for r in s["rows"])
     run = st.load(out / d / "samples.nc")
-    assert run.betas.size == 5 and {"R", "D", "C", "D_pop"} <= set(run.observable_names)
+    assert run.betas.size == 5 and {"R", "D", "C", "D_pop"} <= set(run.observable_names) and "enc_alpha" in run
     assert cli.main(["show", str(out / d), "--no-plots"]) == 0
     assert "S = KL(p*‖q)" in capsys.readouterr().out
     assert call(["therml", "--sigmas", "0,1"]) == 2

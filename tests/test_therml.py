@@ -10,7 +10,7 @@ import pytest
 
 import slt_thermo as st
 from slt_thermo import therml
-from slt_thermo.therml.model import PARAM_SHAPES, tables
+from slt_thermo.therml.model import NOISE_SHAPES, PARAM_SHAPES, tables
 from slt_thermo.therml.quadrature import Grid
 
 Z = 4.0
@@ -82,6 +82,57 @@ def test_functionals_match_a_naive_loop_and_their_bounds(toy):
     assert m.num_params == sum(math.prod(s) for s in PARAM_SHAPES.values()) == 154
 
 
+def test_encoder_noise_is_information_dropout_averaged_over_fixed_draws(toy):
+    """184 parameters; α = 0 gives the noiseless model; D and C are the averages over the noise
+    draws of the noiseless formulas with the activations scaled by exp(α_x ξ); R is the KL of the
+    averaged encoder, below the average of the per-draw KLs (convexity); the average converges as
+    the number of draws grows."""
+    m = therml.Model(encoder_noise=True, noise_draws=8)
+    assert m.num_params == 184 and m.noise.shape == (8, 30)
+    x, y = toy.data["x"], toy.data["y"]
+    plain = therml.Model().init(jax.random.PRNGKey(4), scale=2.0)
+    f0 = {k: float(v.sum()) for k, v in therml.Model().functionals(plain, toy.data).items()}
+    f = {k: float(v.sum()) for k, v in m.functionals({**plain, "enc_alpha": np.zeros(30)}, toy.data).items()}
+    for k in f0:
+        assert f[k] == pytest.approx(f0[k], rel=1e-5), k
+    alpha = 0.5 * np.asarray(jax.random.normal(jax.random.PRNGKey(5), (30,)))
+    f = {k: float(v.sum()) for k, v in m.functionals({**plain, "enc_alpha": alpha}, toy.data).items()}
+    g = np.arange(30) / 29
+    xi = np.asarray(m.noise, np.float64)
+    D = C = 0.0
+    e_bar = np.zeros((x.size, 30))
+    kls = 0.0
+    qz = np.exp(np.asarray(plain["marginal"], np.float64))
+    qz /= qz.sum()
+    for s in range(xi.shape[0]):  # per noise draw: the noiseless formulas with scaled activations
+        draw = {k: np.asarray(v, np.float64) for k, v in plain.items()}
+        for n, xn in enumerate(x):
+            enc = -(draw["enc_w"] * g[xn] * np.exp(alpha[xn] * xi[s]) - draw["enc_b"]) ** 2
+            log_e = enc - enc.max() - math.log(np.exp(enc - enc.max()).sum())
+            e = np.exp(log_e)
+            e_bar[n] += e / xi.shape[0]
+            kls += np.sum(e * (log_e - np.log(qz))) / xi.shape[0]
+            D += e @ -np.asarray(tables(plain)["log_dec"], np.float64)[:, xn] / xi.shape[0]
+            C += e @ -np.asarray(tables(plain)["log_cls"], np.float64)[:, y[n]] / xi.shape[0]
+    R = float(np.sum(np.where(e_bar > 0, e_bar * np.log(np.where(e_bar > 0, e_bar, 1) / qz), 0.0)))
+    assert f["D"] == pytest.approx(D, rel=1e-4) and f["C"] == pytest.approx(C, rel=1e-4)
+    assert f["R"] == pytest.approx(R, rel=1e-4, abs=1e-3) and R < kls
+    assert abs(f["D"] - f0["D"]) > 1e-2  # the noise changes the functionals
+    # Monte Carlo over the noise: two seeds of 512 draws agree, 8 draws are further off
+    big = [{k: float(v.sum()) for k, v in therml.Model(encoder_noise=True, noise_draws=512, noise_seed=s)
+            .functionals({**plain, "enc_alpha": alpha}, toy.data).items()} for s in (1, 2)]
+    assert abs(big[0]["D"] - big[1]["D"]) < abs(big[0]["D"] - f["D"]) + 0.05 * abs(f["D"] - f0["D"])
+    target = therml.posterior(m, toy.data)
+    params = target.init(jax.random.PRNGKey(6))
+    assert set(params) == set(NOISE_SHAPES) and np.isfinite(float(target.nll(params)))
+    g_ = jax.grad(lambda p: target.nll(p))(params)
+    assert np.all(np.isfinite(np.asarray(g_["enc_alpha"]))) and float(np.abs(g_["enc_alpha"]).sum()) > 0
+    c = therml.channels(params, toy.p_xy, m.noise)
+    np.testing.assert_allclose(c["e_z_given_x"].sum(axis=1), 1.0, rtol=1e-5)
+    with pytest.raises(st.InvalidArgumentError, match="noise"):
+        tables(params)
+
+
 def test_posterior_is_a_target_with_traced_multipliers_and_recorded_functionals(toy):
     target = therml.posterior(None, toy.data, delta=2.0, gamma=3.0, population=toy.p_xy)
     assert isinstance(target, st.Target) and target.n == 50
@@ -109,6 +160,7 @@ def test_posterior_is_a_target_with_traced_multipliers_and_recorded_functionals(
     (lambda d: therml.toy(0, key=jax.random.PRNGKey(0)), "n"),
     (lambda d: therml.Model(prior_scale=0.0), "prior_scale"),
     (lambda d: therml.Model(free=[0]), "base"),
+    (lambda d: therml.Model(encoder_noise=True, noise_draws=0), "noise_draws"),
 ])
 def test_bad_input_gives_clear_errors(toy, call, match):
     with pytest.raises(st.SLTThermoError, match=match):

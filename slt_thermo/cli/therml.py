@@ -45,6 +45,9 @@ def add_parser(sub):
     g.add_argument("--delta", type=nonnegative_float, default=1.0, help="multiplier δ of the distortion D")
     g.add_argument("--gamma", type=nonnegative_float, default=1.0, help="multiplier γ of the classification error C")
     g.add_argument("--prior-scale", type=positive_float, default=3.0, help="q(θ) = N(0, scale²) per parameter")
+    g.add_argument("--encoder-noise", action="store_true",
+                   help="add the 30 information-dropout noise parameters α(x) (184 parameters; the encoder "
+                        "is averaged over 16 fixed noise draws)")
     g.add_argument("--ti-rungs", type=int_at_least(0), default=8,
                    help="extra rungs below the smallest β for thermodynamic integration from β = 0")
     g.add_argument("--seed", type=int_at_least(0), default=0, help="PRNG seed (data and sampler)")
@@ -66,12 +69,13 @@ def run(args, argv) -> int:
     if args.warmup < 1:
         raise UsageError("--warmup", "NUTS needs warmup >= 1 to adapt its step size")
     toy = therml.toy(args.n, key=jax.random.PRNGKey(args.seed))
-    target = therml.posterior(therml.Model(prior_scale=args.prior_scale), toy.data, rho=args.rho,
+    model = therml.Model(prior_scale=args.prior_scale, encoder_noise=args.encoder_noise)
+    target = therml.posterior(model, toy.data, rho=args.rho,
                               delta=args.delta, gamma=args.gamma, population=toy.p_xy)
     betas = therml.betas(args.sigmas, ti_rungs=args.ti_rungs)
     print(f"TherML toy (Appendix B): n = {args.n}, noise s = {toy.s:.4f} (I(x; y) = {toy.mutual_information():.3f} "
-          f"nats); 154 parameters, q = N(0, {args.prior_scale:g}²); ρ = {args.rho:g}, δ = {args.delta:g}, "
-          f"γ = {args.gamma:g}")
+          f"nats); {model.num_params} parameters, q = N(0, {args.prior_scale:g}²); ρ = {args.rho:g}, "
+          f"δ = {args.delta:g}, γ = {args.gamma:g}")
     print(f"NUTS: {betas.size} rungs (σ = {', '.join(f'{s:g}' for s in args.sigmas)} and {args.ti_rungs} more "
           f"near β = 0, and β = 0) × {args.chains} chains × ({args.warmup} warmup + {args.samples} draws)", flush=True)
     t0 = time.perf_counter()
@@ -97,7 +101,8 @@ def run(args, argv) -> int:
     run_.save(os.path.join(outdir, "samples.nc"))
     summary = meta(argv, "therml")
     summary.update(n=args.n, seed=args.seed, noise_s=toy.s, multipliers={"rho": args.rho, "delta": args.delta,
-                   "gamma": args.gamma}, prior_scale=args.prior_scale, betas=betas.tolist(), rows=rows,
+                   "gamma": args.gamma}, prior_scale=args.prior_scale, encoder_noise=args.encoder_noise,
+                   num_params=model.num_params, betas=betas.tolist(), rows=rows,
                    wall_time_s=wall, files={"samples": "samples.nc", "summary": "summary.json", "plots": []})
     if not args.no_plots:
         summary["files"]["plots"] = plots(summary, outdir)

@@ -8,12 +8,13 @@ import numpy as np
 from .model import tables
 
 
-def channels(params, p_xy) -> dict:
+def channels(params, p_xy, noise=None) -> dict:
     """The distributions the paper's panels show, from the model's tables and the true p(x, y):
     p(x); g(x) = Σ_z q(z)q(x|z) (the generative marginal); d(x) = Σ_x' p(x') Σ_z e(z|x')q(x|z)
     (data encoded then decoded); q(z); e(z) = Σ_x p(x)e(z|x); e(z|y) for y = 0, 1; and the
-    matrices e(z|x) (x, z), q(x|z) (z, x), q(x'|x) = Σ_z e(z|x)q(x'|z) (x, x')."""
-    t = {k: np.exp(np.asarray(v, np.float64)) for k, v in tables(params).items()}
+    matrices e(z|x) (x, z), q(x|z) (z, x), q(x'|x) = Σ_z e(z|x)q(x'|z) (x, x'). ``noise``: the
+    model's noise draws (``Model.noise``) when it has encoder noise."""
+    t = {k: np.exp(np.asarray(v, np.float64)) for k, v in tables(params, noise).items()}
     p = np.asarray(p_xy, np.float64)
     px = p.sum(axis=1)
     e, dec, qz = t["log_e"], t["log_dec"], t["log_qz"]
@@ -23,13 +24,13 @@ def channels(params, p_xy) -> dict:
             "e_z_given_x": e, "q_x_given_z": dec, "q_x_given_x": recon}
 
 
-def panels(params, p_xy, *, title: str = "", path: str | None = None):
+def panels(params, p_xy, *, noise=None, title: str = "", path: str | None = None):
     """One figure: p(x), g(x), d(x); q(z), e(z), e(z|y=0), e(z|y=1); the matrices e(z|x),
     q(x|z), q(x'|x). Saved to ``path`` (write-then-rename) when given; returns the Figure."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    c = channels(params, p_xy)
+    c = channels(params, p_xy, noise)
     fig = Figure(figsize=(13, 2.8))
     FigureCanvasAgg(fig)
     ax = fig.subplots(1, 5)
