@@ -1,4 +1,4 @@
-"""Thermodynamics read off tempered runs: ladders, TI free energies, λ estimators, observables.
+"""Thermodynamics read off tempered runs: ladders, TI free energies, MBAR, λ estimators, observables.
 
 Every estimator is a pure function of :class:`~slt_thermo.Samples` (mostly of the per-draw
 energy ``nll``); none of them samples. Sweeps that sample over a grid of n
@@ -8,11 +8,21 @@ energy ``nll``); none of them samples. Sweeps that sample over a grid of n
 from . import ladder
 from .estimators import fit_free_energy, rlct, wbic
 from .integration import free_energy, free_energy_curve, ti_curve, ti_free_energy
+from .mbar import (
+    BetaAtEnergy,
+    LadderMBAR,
+    MBARResult,
+    beta_at_energy,
+    mbar,
+    mbar_curve,
+    mbar_ladder,
+)
 from .observables import observables, susceptibility, thermodynamics, waic_from_loglik
 from .stats import rung_stats
 
 __all__ = [
-    "fit_free_energy", "free_energy", "free_energy_curve", "ladder",
+    "BetaAtEnergy", "LadderMBAR", "MBARResult", "beta_at_energy",
+    "fit_free_energy", "free_energy", "free_energy_curve", "ladder", "mbar", "mbar_curve", "mbar_ladder",
     "observables", "rlct", "rung_stats", "susceptibility", "thermodynamics", "ti_curve",
     "ti_free_energy", "waic_from_loglik", "wbic",
 ]
