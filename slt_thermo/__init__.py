@@ -35,12 +35,12 @@ _LAZY = {
                      "sample_nuts", "sample_sgld"), "samplers"),
     "Target": "target",
     "free_energy_vs_n": "sweeps",
-    **dict.fromkeys(("free_energy", "free_energy_curve", "ladder",
+    **dict.fromkeys(("beta_at_energy", "free_energy", "free_energy_curve", "ladder", "mbar", "mbar_curve",
                      "observables", "rlct", "susceptibility", "thermodynamics", "ti_free_energy",
                      "waic_from_loglik", "wbic"), "thermo"),
 }
-_SUBMODULES = ("cli", "exact", "io", "models", "plotting", "results", "samplers", "sweeps", "target", "therml",
-               "thermo")
+_SUBMODULES = ("cli", "exact", "io", "metrics", "models", "plotting", "results", "samplers", "sgd", "sweeps",
+               "target", "therml", "thermo")
 
 __all__ = [
     "AnnealingResult",
@@ -59,6 +59,7 @@ __all__ = [
     "Samples",
     "Target",
     "TooFewHealthyChainsError",
+    "beta_at_energy",
     "errors",
     "exact",
     "free_energy",
@@ -70,6 +71,8 @@ __all__ = [
     "llc_from_samples",
     "max_curvature",
     "load",
+    "mbar",
+    "mbar_curve",
     "observables",
     "plotting",
     "rlct",
