@@ -216,6 +216,26 @@ def test_therml_table_files_and_show(tmp_path, capsys):
     assert call(["therml", "--sigmas", "0,1"]) == 2
 
 
+def test_sgd_table_files_and_show(tmp_path, capsys):
+    """`slt-thermo sgd` (tiny run): the thermometer table, the distances, λ̂ along training, a
+    results directory that `show` re-prints; bad lists are usage errors."""
+    out = tmp_path / "sgd"
+    assert cli.main(["sgd", "--lrs", "0.04", "--batch-sizes", "10", "--steps", "400", "--runs", "2",
+                     "--chains", "2", "--warmup", "100", "--samples", "100", "--llc-checkpoints", "1",
+                     "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "β̂ energy" in text and "MMD²" in text and "λ̂ + βΔH" in text
+    (d,) = only_dirs(out)
+    with open(out / d / "summary.json", encoding="utf-8") as f:
+        s = json.load(f)
+    assert s["methods"] == ["energy", "equipartition", "covariance", "mandt"] and len(s["rows"]) == 1
+    assert s["rlct"] == 1.5 and s["files"]["plots"] == ["sgd.png"] and len(s["along"]["llc"]) == 1
+    assert 0 < s["rows"][0]["beta_energy"] < 10 and 0 <= s["rows"][0]["mmd_p"] <= 1
+    assert cli.main(["show", str(out / d), "--no-plots"]) == 0
+    assert "β̂ energy" in capsys.readouterr().out
+    assert call(["sgd", "--lrs", "0,1"]) == 2
+
+
 def test_llc_control_variate_and_equilibration_check(tmp_path, capsys):
     """--control-variate and --check-equilibration reach st.llc: the settings are recorded, the
     hot/cold comparison is a row of the report and a field of summary.json."""

@@ -38,6 +38,7 @@ COMMANDS = {
     "models": "models",
     "show": "show",
     "therml": "therml",
+    "sgd": "sgd",
     "demo": "demo",
 }
 

@@ -56,7 +56,7 @@ def exact_text(lam, lam_f, unknown):
 
 def print_files(s, outdir):
     """The last line of every report: the results directory and what it holds."""
-    files = [s["files"]["samples"], s["files"]["summary"]] + s["files"]["plots"]
+    files = [f for f in (s["files"].get("samples"), s["files"]["summary"]) if f] + s["files"]["plots"]
     print(f"results: {outdir}{os.sep} ({', '.join(files)})")
 
 

@@ -187,7 +187,8 @@ def run(args, argv) -> int:
     summary["step_size"] = dict(step, **({"text": "given by --step-size", "short": "given by --step-size"}
                                          if step["rule"] == "given" else {}))
     summary["settings"].update(step_size=step["step_size"], step_rule=step["rule"])
-    summary["nearest_minimum"] = est.details["nearest_minimum"]
+    nm = est.details["nearest_minimum"]
+    summary["nearest_minimum"] = None if nm is None else {k: v for k, v in nm.items() if k != "params"}
     print(setup_lines(summary)[2], flush=True)
     samples = _record_estimate(summary, est, target, args.chains, R.unique_warnings(rec), wall)
     outdir = results_dir(args, "llc", desc["slug"])

@@ -41,7 +41,8 @@ def check_center(target, center):
 
 
 def nearest_minimum(target, center, *, maxiter: int = 300) -> dict | None:
-    """{nll_min, delta, iterations} at ŵ, the minimum of nL_n that L-BFGS reaches from w*.
+    """{nll_min, delta, iterations, params} at ŵ, the minimum of nL_n that L-BFGS reaches from w*
+    (``params``: ŵ in model space; w* itself when L-BFGS did not get below nL_n(w*)).
 
     ``delta`` = ΔH = nL_n(w*) − nL_n(ŵ) ≥ 0. None when the model has more than
     NEAREST_MINIMUM_MAX_PARAMS parameters, for population targets (nK(w) has its minimum at the
@@ -74,5 +75,6 @@ def nearest_minimum(target, center, *, maxiter: int = 300) -> dict | None:
         return None
     if not (np.all(np.isfinite(r.jac)) and math.isfinite(h)):  # e.g. NaN gradients of w**k at w = 0
         return None
+    w_hat = target.to_constrained(unravel(jnp.asarray(r.x, flat.dtype))) if h < h0 else center
     h = min(h, h0)
-    return {"nll_min": h, "delta": h0 - h, "iterations": int(r.nit)}
+    return {"nll_min": h, "delta": h0 - h, "iterations": int(r.nit), "params": w_hat}

@@ -30,6 +30,7 @@ from ..results import Samples
 from ..target import Target
 from ..thermo.integration import free_energy_curve, ti_curve
 from ..thermo.stats import healthy_draws, mean_se, rung_stats
+from ..thermo.work import work_statistics
 from .posterior import MULTIPLIERS
 
 FUNCTIONAL_OF = {**MULTIPLIERS, "sigma": "H"}
@@ -189,25 +190,10 @@ def first_law(run_a: Samples, target_a: Target, run_b: Samples, target_b: Target
 
 
 def second_law(result, log_z: float | None = None) -> dict:
-    """Work statistics of an AIS run from the prior to p* (:func:`~slt_thermo.ais`): the work
-    W = −log w of each particle (w its final importance weight), ⟨W⟩ ± se, ΔF = −log Z (from
-    ``log_z`` if given, else the run's own estimate), the dissipated work ⟨W⟩ − ΔF (≥ 0 by the
-    second law, eq. 39) and Jarzynski's log⟨e^{−W}⟩ (= log Z)."""
-    from scipy.special import logsumexp
-
-    lw = getattr(result, "log_weights", None)
-    if lw is None:
-        raise InvalidArgumentError("`result` must be an slt_thermo.ais result (it has the final log weights)")
-    W = -np.asarray(lw, np.float64).ravel()
-    W = W[np.isfinite(W)]
-    if W.size < 2:
-        raise InvalidArgumentError("`result` has fewer than 2 finite work values")
-    mean, se = float(W.mean()), float(W.std(ddof=1) / math.sqrt(W.size))
-    jarzynski = float(logsumexp(-W) - math.log(W.size))
-    if log_z is None:
-        log_z = float(result.rungs["log_z"].values[-1])
-    return {"work_mean": mean, "work_se": se, "delta_F": -log_z, "dissipated": mean + log_z,
-            "dissipated_se": se, "jarzynski_log_z": jarzynski, "log_z": log_z, "num_particles": int(W.size)}
+    """The second law (eq. 39) for annealing from q to p*: the work statistics of an AIS run
+    (:func:`slt_thermo.thermo.work.work_statistics`): ⟨W⟩ ± se, ΔF = −log Z, the dissipated work
+    ⟨W⟩ − ΔF ≥ 0 and Jarzynski's log⟨e^{−W}⟩ (= log Z)."""
+    return work_statistics(result, log_z)
 
 
 __all__ = ["first_law", "response", "second_law", "table"]
