@@ -14,12 +14,12 @@ thermodynamics off the draws with error bars.
   derivatives), :func:`first_law`, :func:`second_law`.
 """
 
-from .figures import channels, panels
+from .figures import channels, panels, posterior_channels
 from .laws import first_law, response, second_law, table
 from .model import Model
 from .optimize import OBJECTIVES, Optimized, optimize
 from .posterior import betas, multipliers, posterior
 from .toy import Toy, toy
 
-__all__ = ["OBJECTIVES", "Model", "Optimized", "Toy", "channels", "optimize", "panels", "betas", "first_law", "multipliers", "posterior", "response", "second_law", "table",
-           "toy"]
+__all__ = ["OBJECTIVES", "Model", "Optimized", "Toy", "betas", "channels", "first_law", "multipliers", "optimize",
+           "panels", "posterior", "posterior_channels", "response", "second_law", "table", "toy"]

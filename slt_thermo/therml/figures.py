@@ -24,13 +24,42 @@ def channels(params, p_xy, noise=None) -> dict:
             "e_z_given_x": e, "q_x_given_z": dec, "q_x_given_x": recon}
 
 
-def panels(params, p_xy, *, noise=None, title: str = "", path: str | None = None):
+def posterior_channels(run, model, p_xy, beta: float, *, max_draws: int = 400) -> dict:
+    """The channels of :func:`channels` averaged over the σS-posterior draws of ``run`` at
+    ``beta`` = 1/σ (the Bayesian predictive encoder, decoder and classifier of a σ > 0 point:
+    what the paper's panels show for an optimized θ at σ = 0). ``model`` is the run's
+    :class:`~slt_thermo.therml.Model` (frozen parameters and noise draws come from it); at most
+    ``max_draws`` draws, evenly spaced over the healthy chains."""
+    import jax
+
+    from ..errors import InvalidArgumentError
+
+    sub = run.sel_beta(beta)
+    ds = sub.ds.isel(beta=0) if "beta" in sub.ds.dims else sub.ds
+    healthy = np.asarray(ds["healthy"].values, bool)
+    names = run.param_names
+    if not names:
+        raise InvalidArgumentError("`run` kept no parameters (keep_params=False)")
+    flat = {k: np.asarray(ds[k].values)[healthy].reshape((-1,) + ds[k].shape[2:]) for k in names}
+    N = next(iter(flat.values())).shape[0]
+    idx = np.linspace(0, N - 1, min(max_draws, N)).round().astype(int)
+    out = None
+    for i in idx:
+        full = model.full({k: jax.numpy.asarray(v[i]) for k, v in flat.items()})
+        c = channels(full, p_xy, model.noise)
+        out = c if out is None else {k: out[k] + c[k] for k in c}
+    return {k: v / idx.size for k, v in out.items()}
+
+
+def panels(params, p_xy, *, noise=None, title: str = "", path: str | None = None, precomputed: dict | None = None):
     """One figure: p(x), g(x), d(x); q(z), e(z), e(z|y=0), e(z|y=1); the matrices e(z|x),
-    q(x|z), q(x'|x). Saved to ``path`` (write-then-rename) when given; returns the Figure."""
+    q(x|z), q(x'|x). Saved to ``path`` (write-then-rename) when given; returns the Figure.
+    ``precomputed``: channels to draw instead of those of ``params`` (e.g.
+    :func:`posterior_channels` of a σ > 0 run; pass ``params=None``)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    c = channels(params, p_xy, noise)
+    c = precomputed if precomputed is not None else channels(params, p_xy, noise)
     fig = Figure(figsize=(13, 2.8))
     FigureCanvasAgg(fig)
     ax = fig.subplots(1, 5)
