@@ -468,9 +468,12 @@ def test_run_options(gauss):
     with pytest.raises(InvalidArgumentError, match="resume"):
         ais(gauss, betas=LADDER, num_chains=16, key=jax.random.PRNGKey(0), exact_sampler=exact_sampler,
             options=st.RunOptions(resume=by_kw.samples, progress=False))
-    with pytest.raises(InvalidArgumentError, match="reserved"):
+    with pytest.raises(InvalidArgumentError, match="not available for population annealing"):
         population_annealing(gauss, num_particles=16, key=jax.random.PRNGKey(0),
                              options=st.RunOptions(devices=2, progress=False))
+    with pytest.raises(InvalidArgumentError, match="reserved"):
+        population_annealing(gauss, num_particles=16, key=jax.random.PRNGKey(0),
+                             options=st.RunOptions(checkpoint="dir", progress=False))
 
 
 # ------------------------------------------------------------------------------ slow

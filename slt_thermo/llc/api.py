@@ -49,6 +49,7 @@ def llc(
     eval_full_nll_every: int | None = None,
     progress: bool = True,
     diagnose_every: int | None = None,
+    devices=None,
 ) -> Estimate:
     """Estimate the local learning coefficient at ``center`` (= w*, in model space).
 
@@ -92,9 +93,9 @@ def llc(
         thinning, eval_full_nll_every: which steps after burn-in are kept and what nll they hold.
             Default: every 10th step, with the full-data nL_n. ``eval_full_nll_every=k``: every
             k-th, full data; ``thinning=k`` alone: every k-th, SGLD's minibatch estimate.
-        num_chains, num_steps, num_burnin, diagnose_every, progress: as in
+        num_chains, num_steps, num_burnin, diagnose_every, progress, devices: as in
             :func:`~slt_thermo.sample_sgld` (the MALA check runs on at most 50 draws per chain
-            unless ``diagnose_every`` says otherwise).
+            unless ``diagnose_every`` says otherwise; ``devices`` splits the chains over devices).
 
     Returns:
         :class:`~slt_thermo.Estimate` whose ``details`` hold the diagnostics of
@@ -121,7 +122,7 @@ def llc(
     run_kw = dict(num_steps=num_steps, num_burnin=num_burnin, batch_size=batch_size, center=center,
                   gamma=gamma, preconditioner=preconditioner, control_variate=control_variate,
                   thinning=1 if thinning is None else thinning, eval_full_nll_every=eval_full_nll_every,
-                  progress=progress, keep_params=False, diagnose_every=diagnose_every)
+                  progress=progress, keep_params=False, diagnose_every=diagnose_every, devices=devices)
     est, step = _sample_until_accepted(target, center, beta, num_chains, key_run, run_kw, step, nll_center)
     run_kw["step_size"] = step["step_size"]
     if check_equilibration:

@@ -152,6 +152,7 @@ def sample_mala(
     keep_pointwise: bool | None = None,
     progress: bool | None = None,
     chunk_size: int | None = None,
+    devices=None,
 ) -> Samples:
     """Sample p^β with exact (full-batch) Metropolis-adjusted Langevin at every β.
 
@@ -167,7 +168,7 @@ def sample_mala(
     options = RunOptions.merge(
         options, num_chains=num_chains, num_warmup=num_warmup, num_samples=num_samples,
         thinning=thinning, keep_params=keep_params, keep_pointwise=keep_pointwise, init=init,
-        progress=progress, chunk_size=chunk_size)
+        progress=progress, chunk_size=chunk_size, devices=devices)
     if options.num_warmup is None:
         raise InvalidArgumentError("`num_warmup` is required (as a keyword or in RunOptions)")
     config = MALAConfig(int(options.num_warmup), float(step_size), float(target_accept_prob),

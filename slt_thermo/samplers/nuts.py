@@ -114,6 +114,7 @@ def sample_nuts(
     keep_pointwise: bool | None = None,
     progress: bool | None = None,
     chunk_size: int | None = None,
+    devices=None,
 ) -> Samples:
     """Sample p^β(w|D_n) ∝ φ(w) exp(−β nL_n(w)) with NUTS at every β, ``num_chains`` chains each.
 
@@ -121,8 +122,9 @@ def sample_nuts(
     (diagonal or dense) mass matrix during ``num_warmup`` steps. β = 0 samples the prior.
     ``center``/``gamma`` add the localization exp(−γ/2‖w − center‖²) of the LLC posterior.
     The run settings (chains, warmup, draws, thinning, what to keep, init, progress, chunking,
-    ``max_chunks``/``resume``) come from ``options`` (a :class:`RunOptions`), with any of the
-    same-named keywords put over it.
+    ``max_chunks``/``resume``, ``devices``) come from ``options`` (a :class:`RunOptions`), with
+    any of the same-named keywords put over it. ``devices`` splits the (β × chain) axis over
+    several devices (:mod:`slt_thermo.parallel`): the same numbers as one device.
 
     Returns :class:`~slt_thermo.Samples` with ``nll`` (H(w) per draw, full data), the
     parameters when ``keep_params``, the target's observables, sampler statistics and
@@ -132,7 +134,7 @@ def sample_nuts(
     options = RunOptions.merge(
         options, num_chains=num_chains, num_warmup=num_warmup, num_samples=num_samples,
         thinning=thinning, keep_params=keep_params, keep_pointwise=keep_pointwise, init=init,
-        progress=progress, chunk_size=chunk_size)
+        progress=progress, chunk_size=chunk_size, devices=devices)
     return _sample_hmc_family("NUTS", target, betas, options, key, max_tree_depth, dense_mass,
                               target_accept_prob, None, step_size, center, gamma)
 
@@ -158,6 +160,7 @@ def sample_hmc(
     keep_pointwise: bool | None = None,
     progress: bool | None = None,
     chunk_size: int | None = None,
+    devices=None,
 ) -> Samples:
     """Like :func:`sample_nuts`, with a fixed number ``num_steps`` of leapfrog steps per draw.
 
@@ -171,7 +174,7 @@ def sample_hmc(
     options = RunOptions.merge(
         options, num_chains=num_chains, num_warmup=num_warmup, num_samples=num_samples,
         thinning=thinning, keep_params=keep_params, keep_pointwise=keep_pointwise, init=init,
-        progress=progress, chunk_size=chunk_size)
+        progress=progress, chunk_size=chunk_size, devices=devices)
     return _sample_hmc_family("HMC", target, betas, options, key, 10, dense_mass,
                               target_accept_prob, num_steps, step_size, center, gamma)
 

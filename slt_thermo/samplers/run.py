@@ -88,8 +88,9 @@ class RunOptions:
     ``keep_pointwise`` (default: data targets) keeps the per-example log-likelihood accumulators.
     ``max_chunks`` stops after that many chunks of this call (the Samples then hold the draws so
     far and ``samples.state``); ``resume`` is a :class:`RunState` to continue from (same target,
-    sampler, settings and key). ``devices`` and ``checkpoint`` are reserved for sharded and
-    checkpointed runs (not yet available: setting them raises).
+    sampler, settings and key). ``devices`` (an int, a sequence of jax devices or a 1-D Mesh)
+    splits the (β × chain) axis over several devices (:mod:`slt_thermo.parallel`; the same
+    numbers as one device); ``checkpoint`` is reserved for checkpointed runs (setting it raises).
     """
 
     num_chains: int | None = None
@@ -111,11 +112,11 @@ class RunOptions:
         return dataclasses.replace(self, **changes)
 
     def check_reserved(self) -> None:
-        """Raise while the fields reserved for sharded / checkpointed runs are set."""
-        for name in ("devices", "checkpoint"):
+        """Raise while the field reserved for checkpointed runs is set."""
+        for name in ("checkpoint",):
             if getattr(self, name) is not None:
                 raise InvalidArgumentError(
-                    f"`RunOptions.{name}` is reserved for sharded / checkpointed runs, which are not "
+                    f"`RunOptions.{name}` is reserved for checkpointed runs, which are not "
                     "available yet; leave it None")
 
     @classmethod
@@ -180,6 +181,11 @@ def validate_betas(betas) -> np.ndarray:
 def _init_states(config, target, u0, betas, keys, center, gamma):
     kernel = config.build(target, center, gamma)
     return jax.vmap(kernel.init)(keys, u0, betas)
+
+
+@jax.jit
+def _to_unconstrained(target, positions):  # target is a pytree: one compile per model, not per call
+    return jax.vmap(target.to_unconstrained)(positions)
 
 
 def _update_acc(acc: Accumulators, ll):
@@ -340,15 +346,22 @@ def prepare(config, target: Target, betas, options: RunOptions, *, key, center=N
     meta = run_meta(target, sampler, options, gamma, center, names, beta_axis, attrs)
     run_ = PreparedRun(config, plan, target, betas if beta_axis else None, beta_flat, C, cvals,
                        gamma, key_run, names, options, meta)
+    mesh = None
+    if options.devices is not None:
+        from .. import parallel
+
+        mesh = parallel.mesh(options.devices)
+        parallel.check_divisible(B * C, mesh, "the number of (β, chain) pairs")
+        run_ = run_._replace(beta_flat=parallel.shard_leading(beta_flat, mesh, B * C))
     if options.resume is not None:
         if options.resume.fingerprint != fingerprint:
             raise InvalidArgumentError(
                 "`resume` is the state of a different run (other sampler, target, settings, "
                 "chunk size or key); resume with exactly the arguments of the run that made it")
-        return run_, options.resume
+        return run_, _placed(options.resume, mesh, B * C)
 
     positions = _initial_positions(target, options.init, key_init, B, C)
-    u0 = jax.jit(jax.vmap(target.to_unconstrained))(positions)
+    u0 = _to_unconstrained(target, positions)
     states = _init_states(config, target, u0, beta_flat, jax.random.split(key_kernel, B * C), cvals, gamma)
     n_acc = target.n if plan.keep_pointwise else 0
     dt = jnp.result_type(float)
@@ -356,7 +369,18 @@ def prepare(config, target: Target, betas, options: RunOptions, *, key, center=N
         jnp.zeros((B * C, n_acc), dt), jnp.zeros((B * C, n_acc), dt),
         jnp.full((B * C, n_acc), -jnp.inf, dt), jnp.zeros((), dt),
     )
-    return run_, RunState(states, acc, jnp.ones((B * C,), bool), 0, (), 0.0, fingerprint)
+    return run_, _placed(RunState(states, acc, jnp.ones((B * C,), bool), 0, (), 0.0, fingerprint), mesh, B * C)
+
+
+def _placed(state: RunState, mesh, size: int) -> RunState:
+    """``state`` with its device arrays split over ``mesh`` along the (β × chain) axis (as is
+    without a mesh)."""
+    if mesh is None:
+        return state
+    from ..parallel import shard_leading
+
+    kernel, acc, healthy = shard_leading((state.kernel, state.acc, state.healthy), mesh, size)
+    return state._replace(kernel=kernel, acc=acc, healthy=healthy)
 
 
 def advance(run_: PreparedRun, state: RunState, max_chunks: int | None = None, bar=None) -> RunState:

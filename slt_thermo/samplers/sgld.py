@@ -325,6 +325,7 @@ def sample_sgld(
     rmsprop_eps: float = 1e-8,
     progress: bool | None = None,
     chunk_size: int | None = None,
+    devices=None,
     diagnose_every: int | None = None,
 ) -> Samples:
     """SGLD on p^β(w) ∝ φ(w) e^{−βnL_n(w)} (× e^{−γ/2‖w − center‖²}) at every β, vmapped chains.
@@ -377,7 +378,7 @@ def sample_sgld(
         raise InvalidArgumentError(f"`step_size` must be a positive number, got {step_size!r}")
     options = RunOptions.merge(options, num_chains=num_chains, thinning=thinning,
                                keep_params=keep_params, init=init, progress=progress,
-                               chunk_size=chunk_size)
+                               chunk_size=chunk_size, devices=devices)
     if num_burnin is None:  # burn-in from the options' warm-up
         num_burnin = options.num_warmup
     if num_steps is None and num_burnin is not None and options.num_samples is not None:

@@ -120,7 +120,8 @@ def _init_per_run(target, init, num_runs):
 
 def sgd_trajectory(target: Target, optimizer, *, num_steps: int, batch_size: int, key,
                    schedule=None, num_runs: int = 8, init=None, record_every: int = 1, prior: bool = False,
-                   keep_params: bool = True, progress: bool = True, chunk_size: int | None = None) -> Samples:
+                   keep_params: bool = True, progress: bool = True, chunk_size: int | None = None,
+                   devices=None) -> Samples:
     """Train ``num_runs`` independent SGD runs on ``target``, vmapped, and return them as Samples.
 
     Args:
@@ -137,6 +138,8 @@ def sgd_trajectory(target: Target, optimizer, *, num_steps: int, batch_size: int
         init: starting parameters (model space): one point for every run, or leaves with a
             leading ``num_runs`` axis; default ``target.init`` per run.
         prior: minimize L_n − log φ/n (MAP) instead of L_n.
+        devices: split the runs over devices (:mod:`slt_thermo.parallel`; ``num_runs`` a
+            multiple of their number).
 
     Returns Samples over (chain = run, draw) with ``nll`` = the full-data nL_n at each recorded
     point, ``learning_rate``, ``minibatch_loss`` and the params (``keep_params``). The first
@@ -157,7 +160,7 @@ def sgd_trajectory(target: Target, optimizer, *, num_steps: int, batch_size: int
     tx = _optimizer(optimizer, schedule)
     options = RunOptions(num_chains=num_runs, num_warmup=0, num_samples=num_draws, thinning=record_every,
                          keep_params=keep_params, keep_pointwise=False, init=_init_per_run(target, init, num_runs),
-                         progress=progress, chunk_size=chunk_size)
+                         progress=progress, chunk_size=chunk_size, devices=devices)
     attrs = {"batch_size": batch_size, "num_steps": num_draws * record_every, "record_every": record_every,
              "prior_in_objective": bool(prior),
              "learning_rate": float(schedule) if schedule is not None and not callable(schedule) else float("nan")}

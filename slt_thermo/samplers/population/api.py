@@ -33,6 +33,9 @@ def _annealing_options(options, progress, init_particles, *, resumable=True) -> 
     """The RunOptions of an annealing call (keywords over ``options``), checked."""
     opts = RunOptions.merge(options, progress=progress, init=init_particles)
     opts.check_reserved()
+    if opts.devices is not None:
+        raise InvalidArgumentError("`devices` (sharded particles) is not available for population annealing, AIS or "
+                                   "BDMC yet; leave it None")
     if not resumable and (opts.max_chunks is not None or opts.resume is not None):
         raise InvalidArgumentError(
             "bdmc runs its forward and reverse passes whole: `RunOptions.max_chunks` and "

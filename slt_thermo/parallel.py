@@ -1,0 +1,79 @@
+"""Placing the (β, chain) axis on several devices: ``jax.sharding`` over a 1-D ``Mesh``.
+
+Every sampler runs its chains as one vmapped program over the flattened (β × chain) axis. With
+``RunOptions(devices=…)`` the driver puts that axis's arrays (kernel states, accumulators,
+health, β) on a ``NamedSharding`` that splits it over the devices, and XLA partitions the same
+compiled program accordingly (computation follows data): no code change for the user, one
+program for 1 or k devices, and — since no computation mixes chains — the same numbers as the
+one-device run with the same key, up to floating-point reassociation. The data are replicated.
+
+``devices``: an int k (the first k of ``jax.devices()``), a sequence of devices, or a 1-D
+``jax.sharding.Mesh``. On CPU, several host devices come from
+``XLA_FLAGS=--xla_force_host_platform_device_count=k`` set before jax is imported.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import jax
+import numpy as np
+
+from .errors import InvalidArgumentError
+
+AXIS = "chains"
+
+
+def mesh(devices) -> jax.sharding.Mesh:
+    """A 1-D Mesh with axis ``"chains"`` from ``devices`` (module docstring)."""
+    if isinstance(devices, jax.sharding.Mesh):
+        if len(devices.axis_names) != 1:
+            raise InvalidArgumentError(f"`devices` Mesh must be 1-D, got axes {devices.axis_names}")
+        return jax.sharding.Mesh(devices.devices.reshape(-1), (AXIS,))
+    if isinstance(devices, numbers.Integral) and not isinstance(devices, bool):
+        available = jax.devices()
+        if not 1 <= devices <= len(available):
+            raise InvalidArgumentError(
+                f"`devices` = {devices}, but {len(available)} device(s) are visible ({available[0].platform}); on "
+                "CPU set XLA_FLAGS=--xla_force_host_platform_device_count=k before importing jax")
+        devices = available[:devices]
+    try:
+        devs = list(devices)
+    except TypeError:
+        raise InvalidArgumentError(f"`devices` must be an int, a sequence of jax devices or a Mesh, "
+                                   f"got {type(devices).__name__}") from None
+    if not devs or not all(isinstance(d, jax.Device) for d in devs):
+        raise InvalidArgumentError("`devices` must be a non-empty sequence of jax devices")
+    return jax.sharding.Mesh(np.array(devs), (AXIS,))
+
+
+def shard_leading(tree, m: jax.sharding.Mesh, size: int):
+    """``tree`` with every leaf whose leading axis has length ``size`` split over the mesh along
+    it, and every other leaf replicated."""
+    split = jax.sharding.NamedSharding(m, jax.sharding.PartitionSpec(AXIS))
+    whole = jax.sharding.NamedSharding(m, jax.sharding.PartitionSpec())
+
+    def place(x):
+        x = jax.numpy.asarray(x)
+        return jax.device_put(x, split if x.ndim and x.shape[0] == size else whole)
+
+    return jax.tree_util.tree_map(place, tree)
+
+
+def check_divisible(size: int, m: jax.sharding.Mesh, what: str) -> None:
+    """Raise unless ``size`` splits evenly over the mesh's devices."""
+    k = m.devices.size
+    if size % k:
+        raise InvalidArgumentError(f"{what} = {size} must be a multiple of the {k} devices to split it evenly; "
+                                   "change the number of chains (or particles)")
+
+
+def devices_of(tree) -> set:
+    """The devices holding any leaf of ``tree`` (for checks: a sharded run uses all of them)."""
+    out = set()
+    for leaf in jax.tree_util.tree_leaves(tree):
+        out |= set(getattr(leaf, "sharding", None).device_set) if hasattr(leaf, "sharding") else set()
+    return out
+
+
+__all__ = ["AXIS", "check_divisible", "devices_of", "mesh", "shard_leading"]
