@@ -194,6 +194,17 @@ def test_panels_of_a_point(toy, tmp_path):
     np.testing.assert_allclose(c["e_z"], 0.3 * c["e_z_y0"] + 0.7 * c["e_z_y1"], atol=1e-6)
     therml.panels(params, toy.p_xy, title="a random point", path=str(tmp_path / "p.png"))
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a σ > 0 point: the channels averaged over posterior draws (the full objective of the gallery)
+    model = therml.Model(prior_scale=3.0)
+    target = therml.posterior(model, toy.data, rho=0.9, delta=1.0, gamma=1000.0)
+    run = st.sample_nuts(target, [2.0], num_chains=2, num_warmup=20, num_samples=10, max_tree_depth=4,
+                         key=jax.random.PRNGKey(3), progress=False)
+    pc = therml.posterior_channels(run, model, toy.p_xy, 2.0)
+    np.testing.assert_allclose(pc["q_x_given_x"].sum(axis=1), 1.0, rtol=1e-5)
+    draws = [therml.channels({k: run[k].values[0, c, d] for k in run.param_names}, toy.p_xy)["e_z"]
+             for c in range(2) for d in range(10)]
+    np.testing.assert_allclose(pc["e_z"], np.mean(draws, axis=0), rtol=1e-4, atol=1e-7)
+    therml.panels(None, toy.p_xy, precomputed=pc, title="σ = 0.5", path=str(tmp_path / "q.png"))
 
 
 # ------------------------------------------------------------------ against quadrature (2 free)
@@ -301,3 +312,42 @@ def test_second_law_from_annealing(small):
     assert abs(law["jarzynski_log_z"] - exact["log_Z"][-1]) < Z * res.rungs["log_z_se"].values[-1] + 0.05
     law_exact = therml.second_law(res, log_z=exact["log_Z"][-1])
     assert law_exact["dissipated"] >= -Z * law_exact["work_se"]
+
+
+# ------------------------------------------------------------------ the full 154-parameter model
+@pytest.mark.slow
+def test_first_law_and_maxwell_on_the_full_model(toy):
+    """The full model (prior N(0, 3²)) at σ = 2, 4, where NUTS chains agree (at σ = 1 they can
+    settle in different modes of p*: R-hat 1.3 seen). Three runs: (ρ, δ, γ) = (1, 1, 1), γ = 1.5,
+    δ = 1.5. The first law holds between neighbours; the secant (⟨A⟩(κ + h) − ⟨A⟩(κ))/h agrees
+    with the fluctuation–response derivative averaged over its two ends (−Cov(A, B)/σ, exact to
+    O(h²)); Maxwell: the secants of ⟨D⟩ in γ and of ⟨C⟩ in δ agree."""
+    h = 0.5
+    model = therml.Model(prior_scale=3.0)
+    base = therml.posterior(model, toy.data)
+    ladder = therml.betas([2.0, 4.0], ti_rungs=6)
+    kw = dict(num_chains=4, num_warmup=200, num_samples=200, max_tree_depth=8, progress=False)
+    targets = {"base": base, "gamma": base.with_hyper(gamma=1 + h), "delta": base.with_hyper(delta=1 + h)}
+    runs = {k: st.sample_nuts(t, ladder, key=jax.random.PRNGKey(10 + i), **kw) for i, (k, t) in enumerate(targets.items())}
+    top = ladder >= 0.25  # σ = 4, 2
+    for k, r in runs.items():  # the chains agree (4 × 200 draws: R-hat's own noise is a few %)
+        rhat = st.thermo.rung_stats(r)["rhat"].values
+        assert np.all(rhat < 1.1), (k, rhat)
+    for k in ("gamma", "delta"):
+        law = therml.first_law(runs["base"], base, runs[k], targets[k])
+        assert np.all(np.abs(law["z"].values[1:]) < Z), (k, law["z"].values)
+    tabs = {k: therml.table(r, targets[k]) for k, r in runs.items()}
+    secant = {}
+    for of, wrt in (("C", "gamma"), ("D", "gamma"), ("C", "delta")):
+        s = (tabs[wrt][of].values - tabs["base"][of].values)[top] / h
+        s_se = np.hypot(tabs[wrt][f"{of}_se"].values, tabs["base"][f"{of}_se"].values)[top] / h
+        ends = [therml.response(runs[k], targets[k], of, wrt) for k in ("base", wrt)]
+        fl = (ends[0]["value"].values + ends[1]["value"].values)[top] / 2
+        fl_se = np.hypot(ends[0]["se"].values, ends[1]["se"].values)[top] / 2
+        z = (s - fl) / np.hypot(s_se, fl_se)
+        assert np.all(np.abs(z) < Z), (of, wrt, s, fl, z)
+        secant[(of, wrt)] = (s, s_se)
+    s, s_se = secant[("C", "gamma")]
+    assert np.all(np.abs(s) > 3 * s_se), (s, s_se)  # power: ⟨C⟩ responds to γ far beyond its error
+    (a, a_se), (b, b_se) = secant[("D", "gamma")], secant[("C", "delta")]
+    assert np.all(np.abs(a - b) < Z * np.hypot(a_se, b_se)), (a, b)
