@@ -18,8 +18,50 @@ from .errors import InvalidArgumentError
 from .thermo import fit_free_energy, free_energy_curve, ladder, rung_stats, ti_free_energy
 
 
+def _unit_path(checkpoint: str, i: int, n: int) -> str:
+    import os
+
+    return os.path.join(checkpoint, f"unit-{i:03d}-n{n}.nc")
+
+
+def _unit_fingerprint(n, betas, key, sampler, method, sampler_kwargs) -> str:
+    """What a saved unit must share with the sweep that reads it back (a stable text)."""
+    import hashlib
+
+    import jax
+
+    text = repr((n, np.asarray(betas, float).round(15).tolist(), np.asarray(jax.random.key_data(key)).tolist(),
+                 getattr(sampler, "__name__", repr(sampler)), method, sorted((k, repr(v)) for k, v in sampler_kwargs.items())))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _load_unit(path: str, fingerprint: str):
+    """A finished unit's (curve, stats, nll_true), or None when absent or from another sweep."""
+    import os
+
+    if not os.path.exists(path):
+        return None
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        ds = ds.load()
+    if ds.attrs.get("fingerprint") != fingerprint:
+        raise InvalidArgumentError(f"checkpoint {path} is from a different sweep (other ns, ladder, key, sampler or "
+                                   "settings); use a new `checkpoint` directory")
+    return (ds[["F", "F_se"]], ds[["E", "E_se", "Var"]], float(ds.attrs["nll_true"]))
+
+
+def _save_unit(path: str, fingerprint: str, curve, stats, nll_true: float) -> None:
+    from .io import atomic_path
+
+    ds = xr.Dataset({k: ("beta", np.asarray(v.values, float)) for k, v in
+                     {"F": curve["F"], "F_se": curve["F_se"], "E": stats["E"], "E_se": stats["E_se"],
+                      "Var": stats["Var"]}.items()})
+    ds.attrs.update(fingerprint=fingerprint, nll_true=nll_true)
+    with atomic_path(path) as tmp:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+
+
 def free_energy_vs_n(model_or_factory, ns, betas=None, *, key, data=None, method="log_corrected_trapezoid",
-                     sampler=None, **sampler_kwargs) -> xr.Dataset:
+                     sampler=None, checkpoint: str | None = None, **sampler_kwargs) -> xr.Dataset:
     """F(β) over (n, β) on nested subsets of one dataset, and a fit of the Bayes free energy
 
         F_n ≈ n L_n(w0) + λ log n − (m − 1) log log n + c.
@@ -36,6 +78,11 @@ def free_energy_vs_n(model_or_factory, ns, betas=None, *, key, data=None, method
             rule integrates the exact fixtures to 1e-3 nats up to n = 1e7. A power ladder's
             quadrature error grows with n (tens of nats at n = 1e7) and biases λ̂ and m̂.
         key: PRNG key; sampler_kwargs go to the sampler (default ``sample_nuts``).
+        checkpoint: a directory: each finished n (a *unit*) is written there as it completes
+            (write-then-rename: a killed sweep never leaves a half-written file), and a sweep
+            called again with the same directory and arguments loads the finished units and runs
+            only the rest — the same final numbers as an uninterrupted sweep (each unit's key is
+            ``fold_in(key, i)``). A unit written by a different sweep raises.
         sampler: ``sample_nuts`` (default) or any ladder sampler returning Samples, whose F comes
             by TI with ``method``; or ``st.population_annealing``, run on the same fixed ladder,
             whose F(β) = −log Ẑ(β) needs no quadrature (its errors from the independent runs:
@@ -75,10 +122,20 @@ def free_energy_vs_n(model_or_factory, ns, betas=None, *, key, data=None, method
     else:
         raise InvalidArgumentError("`model_or_factory` must be a Model or a callable n -> Target")
 
+    if checkpoint is not None:
+        import os
+
+        os.makedirs(checkpoint, exist_ok=True)
     rows = []
     for i, n in enumerate(ns):
-        target = make(n)
         sub = jax.random.fold_in(key, i)
+        if checkpoint is not None:
+            fp = _unit_fingerprint(n, betas, sub, sampler, method, sampler_kwargs)
+            done = _load_unit(_unit_path(checkpoint, i, n), fp)
+            if done is not None:
+                rows.append(done)
+                continue
+        target = make(n)
         if sampler is population_annealing:
             pa = population_annealing(target, betas=betas, key=sub, **sampler_kwargs).rungs
             curve = xr.Dataset({"F": -pa["log_z"], "F_se": pa["log_z_se"]})
@@ -91,6 +148,8 @@ def free_energy_vs_n(model_or_factory, ns, betas=None, *, key, data=None, method
         w0 = getattr(target.model, "true_params", None)
         nll_true = float(target.nll(w0)) if w0 is not None else float("nan")
         rows.append((curve, stats, nll_true))
+        if checkpoint is not None:
+            _save_unit(_unit_path(checkpoint, i, n), fp, curve, stats, nll_true)
 
     ds = xr.Dataset(
         {
