@@ -470,8 +470,10 @@ def test_free_energy_command_for_real(tmp_path, capsys):
 def run_free_energy(tmp_path, capsys):
     out = tmp_path / "fe"
     argv = ["free-energy", "--model", "linear_regression", "--param", "d=1", "--n", "20,40,80",
-            "--betas", "4", "--chains", "2", "--warmup", "60", "--samples", "60", "--out", str(out)]
+            "--betas", "4", "--chains", "2", "--warmup", "60", "--samples", "60", "--out", str(out),
+            "--resume", str(tmp_path / "units")]
     assert cli.main(argv) == 0
+    assert len(list((tmp_path / "units").glob("unit-*.nc"))) == 3  # each n saved as it finished
     text = capsys.readouterr().out
     assert "exact F_n" in text and "λ̂ =" in text and "m̂ =" in text
     (d,) = only_dirs(out)
@@ -486,6 +488,11 @@ def run_free_energy(tmp_path, capsys):
     assert cli.main(["show", str(d), "--no-plots"]) == 0
     shown = capsys.readouterr().out
     assert "exact F_n" in shown and s["argv"][1] == "free-energy"
+    assert cli.main(argv) == 0  # the same command again: every n read back from --resume
+    capsys.readouterr()
+    (d2,) = [x for x in only_dirs(out) if out / x != d]
+    with open(out / d2 / "summary.json", encoding="utf-8") as f:
+        assert json.load(f)["F_n"] == s["F_n"]
     return s
 
 

@@ -39,6 +39,9 @@ def add_parser(sub):
     g.add_argument("--betas", type=ladder, default=24, metavar="K|B0,B1,...",
                    help="K: st.ladder.ti(max n, K), β = 0 and K geometric rungs from 0.01/max n to 1 "
                         "(integrated in log β: accurate at every n); or an explicit list from 0 to 1")
+    p.add_argument("--resume", metavar="DIR",
+                   help="crash-safe sweep: each finished n is written to DIR as it completes; run the same "
+                        "command with the same --resume DIR again to continue a killed sweep (same numbers)")
     add_out(p)
     return p
 
@@ -93,7 +96,8 @@ def run(args, argv) -> int:
           f"{args.chains} chains ({args.warmup} warmup + {args.samples} draws) per n …", flush=True)
     t0 = time.perf_counter()
     ds = st.free_energy_vs_n(source, ns, betas, key=key, data=data, sampler=st.sample_nuts, num_chains=args.chains,
-                             num_warmup=args.warmup, num_samples=args.samples, keep_params=False)
+                             num_warmup=args.warmup, num_samples=args.samples, keep_params=False,
+                             checkpoint=args.resume)
     wall = time.perf_counter() - t0
     exact_F = sweeps.exact_free_energies(obj, data, ns)
     if lam is not None:
