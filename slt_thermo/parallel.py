@@ -7,6 +7,8 @@ compiled program accordingly (computation follows data): no code change for the 
 program for 1 or k devices, and — since no computation mixes chains — the same numbers as the
 one-device run with the same key, up to floating-point reassociation. The data are replicated.
 
+Population annealing, AIS and BDMC split their particles instead (:func:`shard_particles`).
+
 ``devices``: an int k (the first k of ``jax.devices()``), a sequence of devices, or a 1-D
 ``jax.sharding.Mesh``. On CPU, several host devices come from
 ``XLA_FLAGS=--xla_force_host_platform_device_count=k`` set before jax is imported.
@@ -60,6 +62,21 @@ def shard_leading(tree, m: jax.sharding.Mesh, size: int):
     return jax.tree_util.tree_map(place, tree)
 
 
+def shard_particles(tree, m: jax.sharding.Mesh, num_runs: int, num_particles: int):
+    """``tree`` with every leaf shaped (num_runs, num_particles, ...) split over the mesh along
+    the particle axis (population annealing's population; resampling gathers across devices),
+    every other leaf replicated."""
+    split = jax.sharding.NamedSharding(m, jax.sharding.PartitionSpec(None, AXIS))
+    whole = jax.sharding.NamedSharding(m, jax.sharding.PartitionSpec())
+
+    def place(x):
+        x = jax.numpy.asarray(x)
+        ok = x.ndim >= 2 and x.shape[:2] == (num_runs, num_particles)
+        return jax.device_put(x, split if ok else whole)
+
+    return jax.tree_util.tree_map(place, tree)
+
+
 def check_divisible(size: int, m: jax.sharding.Mesh, what: str) -> None:
     """Raise unless ``size`` splits evenly over the mesh's devices."""
     k = m.devices.size
@@ -76,4 +93,4 @@ def devices_of(tree) -> set:
     return out
 
 
-__all__ = ["AXIS", "check_divisible", "devices_of", "mesh", "shard_leading"]
+__all__ = ["AXIS", "check_divisible", "devices_of", "mesh", "shard_leading", "shard_particles"]

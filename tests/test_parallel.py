@@ -45,6 +45,10 @@ SCRIPT = textwrap.dedent("""
     a = sgd_trajectory(t, optax.sgd(0.01), key=jax.random.PRNGKey(4), **kw)
     b = sgd_trajectory(t, optax.sgd(0.01), key=jax.random.PRNGKey(4), devices=4, **kw)
     compare("sgd", a["nll"].values, b["nll"].values, b.state.kernel)
+    kw = dict(betas=st.ladder.power(6), num_particles=64, num_runs=2, progress=False)
+    a = st.population_annealing(t, key=jax.random.PRNGKey(5), **kw)
+    b = st.population_annealing(t, key=jax.random.PRNGKey(5), options=st.RunOptions(devices=4), **kw)
+    compare("pa", a.rungs["log_z"].values, b.rungs["log_z"].values, b.state.particles)
     try:
         st.sample_nuts(t, [0.5], key=jax.random.PRNGKey(1), devices=4, num_chains=3, num_warmup=5, num_samples=5,
                        progress=False)
@@ -61,11 +65,11 @@ def test_sharded_runs_match_one_device(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")][0]
     out = json.loads(line[len("RESULT"):])
-    for name in ("nuts", "sgld", "llc", "sgd"):
+    for name in ("nuts", "sgld", "llc", "sgd", "pa"):
         r = out[name]
         assert r["devices"] == 4, (name, r)
-        # the same program on sharded data: equal up to float reassociation (NUTS's trees amplify
-        # the last bits over 100 steps; SGLD and SGD are exact)
+        # the same program on sharded data: equal up to float reassociation (NUTS's trees and PA's
+        # resampling amplify the last bits over many steps; SGLD and SGD are exact)
         assert r["max_diff"] <= 1e-4 * max(r["scale"], 1.0), (name, r)
     assert "multiple of the 4 devices" in out["indivisible"]
 

@@ -227,7 +227,7 @@ def _anneal_step(ctx: _Ctx, st: AnnealState) -> AnnealState:
 
 def _anneal(target, spec, *, betas, beta_max, target_ess, max_rungs, num_runs, key, params0,
             sweeps, tunings=None, progress, method, attrs, start_beta=0.0, max_chunks=None,
-            resume=None):
+            resume=None, devices=None):
     """Run the rung loop (from ``resume`` when given, for at most ``max_chunks`` rungs); returns
     an AnnealingResult (raises AnnealingStalledError on a stall)."""
     M, R = num_runs, spec.num_particles
@@ -245,6 +245,12 @@ def _anneal(target, spec, *, betas, beta_max, target_ess, max_rungs, num_runs, k
             "or key); resume with exactly the arguments of the run that made it")
     else:
         st = resume
+    if devices is not None:  # the population split over devices along its particle axis
+        from ... import parallel
+
+        mesh = parallel.mesh(devices)
+        parallel.check_divisible(R, mesh, "the number of particles per run")
+        st = st._replace(particles=parallel.shard_particles(st.particles, mesh, M, R))
     bar = _progress_bar((len(betas) - 1) if betas is not None else max_rungs, progress,
                         f"{method} {M}×{R}")
     bar.update(st.k)

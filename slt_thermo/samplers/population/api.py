@@ -33,9 +33,6 @@ def _annealing_options(options, progress, init_particles, *, resumable=True) -> 
     """The RunOptions of an annealing call (keywords over ``options``), checked."""
     opts = RunOptions.merge(options, progress=progress, init=init_particles)
     opts.check_reserved()
-    if opts.devices is not None:
-        raise InvalidArgumentError("`devices` (sharded particles) is not available for population annealing, AIS or "
-                                   "BDMC yet; leave it None")
     if not resumable and (opts.max_chunks is not None or opts.resume is not None):
         raise InvalidArgumentError(
             "bdmc runs its forward and reverse passes whole: `RunOptions.max_chunks` and "
@@ -192,7 +189,7 @@ def _run(target, s: _Setup, *, betas, beta_max, method, attrs, **kwargs) -> Anne
     kwargs.setdefault("max_rungs", None if betas is None else len(betas))
     return _anneal(target, s.spec, betas=betas, beta_max=beta_max, num_runs=s.num_runs, key=s.key,
                    params0=s.params0, sweeps=s.sweeps, progress=s.options.progress, method=method,
-                   attrs=attrs, **kwargs)
+                   attrs=attrs, devices=s.options.devices, **kwargs)
 
 
 # ============================================================================== public
