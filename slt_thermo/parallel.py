@@ -9,6 +9,18 @@ one-device run with the same key, up to floating-point reassociation. The data a
 
 Population annealing, AIS and BDMC split their particles instead (:func:`shard_particles`).
 
+**Many hosts** (``jax.distributed``): start one process per host (or per GPU), each calling, before
+anything else touches jax,
+
+    jax.distributed.initialize(coordinator_address="host0:1234", num_processes=P, process_id=i)
+    # on CPU hosts also: jax.config.update("jax_cpu_collectives_implementation", "gloo")
+
+then run the same script with ``devices=jax.devices()`` (the global list: every process's
+devices). Every process computes the same initial state from the same key and places its own
+shards; each chunk's draws are gathered to every process (``process_allgather``), so each holds
+the whole Samples — let process 0 (``jax.process_index() == 0``) write the files.
+tests/test_parallel.py runs two processes on 127.0.0.1 and checks the one-process numbers.
+
 ``devices``: an int k (the first k of ``jax.devices()``), a sequence of devices, or a 1-D
 ``jax.sharding.Mesh``. On CPU, several host devices come from
 ``XLA_FLAGS=--xla_force_host_platform_device_count=k`` set before jax is imported.
@@ -55,8 +67,8 @@ def shard_leading(tree, m: jax.sharding.Mesh, size: int):
     split = jax.sharding.NamedSharding(m, jax.sharding.PartitionSpec(AXIS))
     whole = jax.sharding.NamedSharding(m, jax.sharding.PartitionSpec())
 
-    def place(x):
-        x = jax.numpy.asarray(x)
+    def place(x):  # host values: in a multi-host run every process holds the same one
+        x = to_host(x)
         return jax.device_put(x, split if x.ndim and x.shape[0] == size else whole)
 
     return jax.tree_util.tree_map(place, tree)
@@ -70,7 +82,7 @@ def shard_particles(tree, m: jax.sharding.Mesh, num_runs: int, num_particles: in
     whole = jax.sharding.NamedSharding(m, jax.sharding.PartitionSpec())
 
     def place(x):
-        x = jax.numpy.asarray(x)
+        x = to_host(x)
         ok = x.ndim >= 2 and x.shape[:2] == (num_runs, num_particles)
         return jax.device_put(x, split if ok else whole)
 
@@ -85,6 +97,17 @@ def check_divisible(size: int, m: jax.sharding.Mesh, what: str) -> None:
                                    "change the number of chains (or particles)")
 
 
+def to_host(x) -> np.ndarray:
+    """A device array as a numpy array on this host; an array split over several processes
+    (a multi-host run) is gathered from all of them first (``process_allgather``), so every
+    process holds the whole result."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)
+
+
 def devices_of(tree) -> set:
     """The devices holding any leaf of ``tree`` (for checks: a sharded run uses all of them)."""
     out = set()
@@ -93,4 +116,4 @@ def devices_of(tree) -> set:
     return out
 
 
-__all__ = ["AXIS", "check_divisible", "devices_of", "mesh", "shard_leading", "shard_particles"]
+__all__ = ["AXIS", "check_divisible", "devices_of", "mesh", "shard_leading", "shard_particles", "to_host"]

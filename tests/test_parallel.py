@@ -86,3 +86,57 @@ def test_devices_errors_in_process():
     with pytest.raises(st.InvalidArgumentError, match="devices"):
         st.sample_nuts(t, [1.0], key=jax.random.PRNGKey(0), devices="gpu", num_chains=2, num_warmup=2,
                        num_samples=2, progress=False)
+
+
+WORKER = textwrap.dedent("""
+    import os, sys
+    mode, out = sys.argv[1], sys.argv[2]
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    import jax
+    if mode != "single":
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(coordinator_address="127.0.0.1:" + sys.argv[3], num_processes=2,
+                                   process_id=int(mode))
+    import numpy as np
+    import slt_thermo as st
+    from slt_thermo import models
+    m = models.linear_regression(d=3)
+    t = st.Target(m, m.simulate(jax.random.PRNGKey(0), 100))
+    devices = None if mode == "single" else jax.devices()  # multi-host: all 4 devices of both processes
+    r = st.sample_nuts(t, [0.5, 1.0], key=jax.random.PRNGKey(1), devices=devices, num_chains=2, num_warmup=50,
+                       num_samples=50, progress=False)
+    if jax.process_index() == 0:  # every process holds the gathered result; process 0 writes it
+        np.save(out, r["nll"].values)
+    print("OK", jax.process_count(), len(jax.devices()))
+""")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_run_matches_one_process(tmp_path):
+    """jax.distributed on 127.0.0.1: two processes × 2 CPU devices run one sharded NUTS ladder; the
+    result (gathered on every process, written by process 0) equals the one-process run."""
+    import numpy as np
+
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    port = str(_free_port())
+    procs = [subprocess.Popen([sys.executable, str(script), str(i), str(tmp_path / "multi.npy"), port],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+             for i in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0 and "OK 2 4" in out, err[-3000:]
+    single = subprocess.run([sys.executable, str(script), "single", str(tmp_path / "single.npy")],
+                            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    a, b = np.load(tmp_path / "single.npy"), np.load(tmp_path / "multi.npy")
+    assert a.shape == b.shape == (2, 2, 50)
+    assert np.abs(a - b).max() <= 1e-4 * np.abs(a).max()

@@ -46,6 +46,7 @@ from .._target_inputs import check_key
 from .._utils import check_beta, positive_int
 from ..errors import InvalidArgumentError
 from ..results import Samples, clean_attrs
+from ..parallel import to_host
 from ..target import Target
 from .records import check_names, leaf_names, run_meta, to_dataset
 
@@ -398,7 +399,7 @@ def advance(run_: PreparedRun, state: RunState, max_chunks: int | None = None, b
         lo, hi = max(t0, W), min(t0 + plan.chunk, ticks)
         if hi > lo:
             sl = slice(lo - t0, hi - t0)
-            records = records + (jax.tree_util.tree_map(lambda a: np.asarray(a[sl]), out),)
+            records = records + (jax.tree_util.tree_map(lambda a: to_host(a)[sl], out),)
         state = RunState(kernel, acc, healthy, t0 + plan.chunk, records,
                          state.wall_time_s + time.perf_counter() - start, state.fingerprint)
         done += 1
@@ -413,9 +414,9 @@ def finalize(run_: PreparedRun, state: RunState, interrupted: bool = False) -> S
     ``samples.state`` so that the run can be continued (``RunOptions(resume=samples.state)``)."""
     B = 1 if run_.betas is None else run_.betas.size
     C = run_.num_chains
-    healthy = np.asarray(state.healthy)
+    healthy = to_host(state.healthy)
     ds = to_dataset(state.records, run_.betas if run_.betas is not None else np.ones(1), C,
-                     run_.names, run_.plan, healthy, state.acc)
+                     run_.names, run_.plan, healthy, jax.tree_util.tree_map(to_host, state.acc))
     if run_.betas is None:
         ds = ds.isel(beta=0, drop=True)
     meta = dict(run_.meta)
