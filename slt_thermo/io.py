@@ -98,6 +98,46 @@ def atomic_path(path):
     _fsync(directory or ".", directory=True)
 
 
+# ------------------------------------------------------------------------------ run states
+STATE_FILE = "state.pkl"
+
+
+def save_state(directory, state) -> str:
+    """Write a run's state (a RunState or AnnealState: device arrays gathered to numpy) to
+    ``directory/state.pkl``, write-then-rename, with a SHA-256 of the payload: a killed process
+    leaves the previous state or the new one, and a damaged file is refused on reading."""
+    import hashlib
+    import pickle
+
+    import jax
+
+    from .parallel import to_host
+
+    os.makedirs(directory, exist_ok=True)
+    host = jax.tree_util.tree_map(lambda x: to_host(x) if isinstance(x, jax.Array) else x, state)
+    payload = pickle.dumps(host, protocol=pickle.HIGHEST_PROTOCOL)
+    path = os.path.join(directory, STATE_FILE)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+    return path
+
+
+def load_state(directory):
+    """The state :func:`save_state` wrote in ``directory``, or None when there is none. Only load
+    states you wrote: the file is a pickle."""
+    import hashlib
+    import pickle
+
+    path = os.path.join(directory, STATE_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path, "rb") as f:
+        digest, _, payload = f.read().partition(b"\n")
+    if hashlib.sha256(payload).hexdigest().encode() != digest:
+        raise InvalidArgumentError(f"{path} is damaged (its checksum does not match); delete it to start over")
+    return pickle.loads(payload)
+
+
 # ------------------------------------------------------------------------------ JSON
 def _jsonable(x):
     """``json.dumps``'s fallback: numpy scalars and arrays, Fractions (as "3/2"), sets, else str."""

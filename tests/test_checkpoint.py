@@ -44,3 +44,41 @@ def test_killed_sweep_resumes_to_the_same_result(tmp_path):
     # another sweep (other key) in the same directory is refused, not silently mixed in
     with pytest.raises(st.InvalidArgumentError, match="different sweep"):
         st.free_energy_vs_n(model, ns, betas, key=jax.random.PRNGKey(1), checkpoint=ck, **kw)
+
+
+def test_a_killed_sampler_run_continues_from_its_checkpoint(tmp_path):
+    """RunOptions(checkpoint=DIR): the state after every chunk on disk; a run killed after two
+    chunks, started again with the same directory, ends with the uninterrupted numbers."""
+    model = models.linear_regression(d=2)
+    target = st.Target(model, model.simulate(jax.random.PRNGKey(0), 50))
+    kw = dict(step_size=1e-3, num_steps=400, num_burnin=100, batch_size=10, num_chains=2, progress=False,
+              chunk_size=50)
+    whole = st.sample_sgld(target, [0.5, 1.0], key=jax.random.PRNGKey(1), **kw)
+    ck = str(tmp_path / "run")
+    first = st.sample_sgld(target, [0.5, 1.0], key=jax.random.PRNGKey(1),
+                           options=st.RunOptions(checkpoint=ck, max_chunks=2), **kw)  # "killed" after 2 chunks
+    assert first.num_draws < whole.num_draws and os.listdir(ck) == ["state.pkl"]
+    done = st.sample_sgld(target, [0.5, 1.0], key=jax.random.PRNGKey(1), options=st.RunOptions(checkpoint=ck), **kw)
+    np.testing.assert_array_equal(done["nll"].values, whole["nll"].values)
+    np.testing.assert_array_equal(done["w"].values, whole["w"].values)
+    with pytest.raises(st.InvalidArgumentError, match="different run"):  # another run's directory
+        st.sample_sgld(target, [0.5, 1.0], key=jax.random.PRNGKey(2), options=st.RunOptions(checkpoint=ck), **kw)
+    with open(os.path.join(ck, "state.pkl"), "r+b") as f:  # a damaged file is refused, not loaded
+        f.seek(200)
+        f.write(b"\x00\x01\x02")
+    with pytest.raises(st.InvalidArgumentError, match="damaged"):
+        st.sample_sgld(target, [0.5, 1.0], key=jax.random.PRNGKey(1), options=st.RunOptions(checkpoint=ck), **kw)
+
+
+def test_population_annealing_continues_from_its_checkpoint(tmp_path):
+    """The state after every rung on disk: a PA run stopped after 3 rungs and started again with
+    the same directory gives the uninterrupted log Z."""
+    model = models.linear_regression(d=2)
+    target = st.Target(model, model.simulate(jax.random.PRNGKey(0), 50))
+    kw = dict(betas=st.ladder.power(8), num_particles=32, num_runs=2, progress=False)
+    whole = st.population_annealing(target, key=jax.random.PRNGKey(1), **kw)
+    ck = str(tmp_path / "pa")
+    st.population_annealing(target, key=jax.random.PRNGKey(1), options=st.RunOptions(checkpoint=ck, max_chunks=3),
+                            **kw)
+    done = st.population_annealing(target, key=jax.random.PRNGKey(1), options=st.RunOptions(checkpoint=ck), **kw)
+    np.testing.assert_array_equal(done.rungs["log_z"].values, whole.rungs["log_z"].values)

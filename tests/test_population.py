@@ -471,9 +471,9 @@ def test_run_options(gauss):
     with pytest.raises(InvalidArgumentError, match="device"):  # one CPU device here (tests/test_parallel.py: 4)
         population_annealing(gauss, num_particles=16, key=jax.random.PRNGKey(0),
                              options=st.RunOptions(devices=len(jax.devices()) + 1, progress=False))
-    with pytest.raises(InvalidArgumentError, match="reserved"):
+    with pytest.raises(InvalidArgumentError, match="directory path"):
         population_annealing(gauss, num_particles=16, key=jax.random.PRNGKey(0),
-                             options=st.RunOptions(checkpoint="dir", progress=False))
+                             options=st.RunOptions(checkpoint=123, progress=False))
 
 
 # ------------------------------------------------------------------------------ slow

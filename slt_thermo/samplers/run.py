@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import sys
 import time
 import warnings
@@ -91,7 +92,10 @@ class RunOptions:
     far and ``samples.state``); ``resume`` is a :class:`RunState` to continue from (same target,
     sampler, settings and key). ``devices`` (an int, a sequence of jax devices or a 1-D Mesh)
     splits the (β × chain) axis over several devices (:mod:`slt_thermo.parallel`; the same
-    numbers as one device); ``checkpoint`` is reserved for checkpointed runs (setting it raises).
+    numbers as one device). ``checkpoint`` (a directory): the run's state is written there after
+    every chunk (:func:`slt_thermo.io.save_state`), and a run started with the same directory
+    and arguments continues from the state it finds — a killed run loses at most one chunk and
+    ends with the numbers of an uninterrupted one.
     """
 
     num_chains: int | None = None
@@ -113,12 +117,10 @@ class RunOptions:
         return dataclasses.replace(self, **changes)
 
     def check_reserved(self) -> None:
-        """Raise while the field reserved for checkpointed runs is set."""
-        for name in ("checkpoint",):
-            if getattr(self, name) is not None:
-                raise InvalidArgumentError(
-                    f"`RunOptions.{name}` is reserved for checkpointed runs, which are not "
-                    "available yet; leave it None")
+        """Raise on a ``checkpoint`` that is not a directory path (the name kept for callers)."""
+        if self.checkpoint is not None and not isinstance(self.checkpoint, (str, os.PathLike)):
+            raise InvalidArgumentError(
+                f"`RunOptions.checkpoint` must be a directory path, got {type(self.checkpoint).__name__}")
 
     @classmethod
     def merge(cls, options: "RunOptions | None", **keywords) -> "RunOptions":
@@ -450,6 +452,13 @@ def run(config, target: Target, betas, options: RunOptions, *, key, center=None,
     A Ctrl-C returns the draws recorded so far (``attrs["interrupted"] = 1``); the Samples carry
     their state (``samples.state``) for ``RunOptions(resume=...)``.
     """
+    if options.checkpoint is not None and options.resume is None:
+        from ..io import load_state
+
+        options.check_reserved()
+        saved = load_state(options.checkpoint)
+        if saved is not None:
+            options = options.replace(resume=saved)
     run_, state = prepare(config, target, betas, options, key=key, center=center, gamma=gamma,
                           sampler=sampler, attrs=attrs, kernel_energy=kernel_energy,
                           diagnose_every=diagnose_every)
@@ -461,6 +470,10 @@ def run(config, target: Target, betas, options: RunOptions, *, key, center=None,
         while not run_.done(state) and (options.max_chunks is None or chunks < options.max_chunks):
             state = advance(run_, state, 1, bar)  # a Ctrl-C inside keeps the last whole chunk
             chunks += 1
+            if options.checkpoint is not None:
+                from ..io import save_state
+
+                save_state(options.checkpoint, state)
     except KeyboardInterrupt:
         if not state.records:
             bar.close()

@@ -227,9 +227,10 @@ def _anneal_step(ctx: _Ctx, st: AnnealState) -> AnnealState:
 
 def _anneal(target, spec, *, betas, beta_max, target_ess, max_rungs, num_runs, key, params0,
             sweeps, tunings=None, progress, method, attrs, start_beta=0.0, max_chunks=None,
-            resume=None, devices=None):
+            resume=None, devices=None, checkpoint=None):
     """Run the rung loop (from ``resume`` when given, for at most ``max_chunks`` rungs); returns
-    an AnnealingResult (raises AnnealingStalledError on a stall)."""
+    an AnnealingResult (raises AnnealingStalledError on a stall). With a ``checkpoint``
+    directory the state is written after every rung and read back when the run starts."""
     M, R = num_runs, spec.num_particles
     k_rungs, k_final = jax.random.split(key)
     template = target.to_unconstrained(jax.tree_util.tree_map(lambda x: x[0, 0], params0))
@@ -237,6 +238,10 @@ def _anneal(target, spec, *, betas, beta_max, target_ess, max_rungs, num_runs, k
     ctx = _Ctx(target, spec, template, betas, beta_max, target_ess, max_rungs, M, sweeps, tunings,
                method, attrs, k_rungs, k_final)
     fingerprint = _fingerprint(ctx, key, u0, start_beta)
+    if checkpoint is not None and resume is None:
+        from ...io import load_state
+
+        resume = load_state(checkpoint)
     if resume is None:
         st = _anneal_begin(ctx, u0, start_beta, fingerprint)
     elif resume.fingerprint != fingerprint:
@@ -259,6 +264,10 @@ def _anneal(target, spec, *, betas, beta_max, target_ess, max_rungs, num_runs, k
         while not _anneal_done(ctx, st) and (max_chunks is None or done < max_chunks):
             st = _anneal_step(ctx, st)
             done += 1
+            if checkpoint is not None:
+                from ...io import save_state
+
+                save_state(checkpoint, st)
             bar.update(1)
             bar.set_postfix_str(f"β={st.beta:.4g}")
     except AnnealingStalledError as err:

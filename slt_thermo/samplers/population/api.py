@@ -189,7 +189,7 @@ def _run(target, s: _Setup, *, betas, beta_max, method, attrs, **kwargs) -> Anne
     kwargs.setdefault("max_rungs", None if betas is None else len(betas))
     return _anneal(target, s.spec, betas=betas, beta_max=beta_max, num_runs=s.num_runs, key=s.key,
                    params0=s.params0, sweeps=s.sweeps, progress=s.options.progress, method=method,
-                   attrs=attrs, devices=s.options.devices, **kwargs)
+                   attrs=attrs, devices=s.options.devices, checkpoint=s.options.checkpoint, **kwargs)
 
 
 # ============================================================================== public
