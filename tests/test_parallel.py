@@ -140,3 +140,21 @@ def test_two_process_run_matches_one_process(tmp_path):
     a, b = np.load(tmp_path / "single.npy"), np.load(tmp_path / "multi.npy")
     assert a.shape == b.shape == (2, 2, 50)
     assert np.abs(a - b).max() <= 1e-4 * np.abs(a).max()
+
+
+def test_parameter_draws_are_dropped_beyond_the_memory_budget(monkeypatch):
+    """keep_params=None keeps the parameter draws only within PARAMS_BUDGET_BYTES, and says so;
+    the energies are recorded either way; keep_params=True insists."""
+    from slt_thermo import models
+    from slt_thermo.samplers import run as run_mod
+
+    m = models.linear_regression(d=3)
+    t = st.Target(m, m.simulate(jax.random.PRNGKey(0), 20))
+    kw = dict(num_chains=2, num_warmup=5, num_samples=10, progress=False)
+    r = st.sample_nuts(t, [1.0], key=jax.random.PRNGKey(0), **kw)
+    assert "w" in r and run_mod.params_bytes(m.true_params, 20) == 20 * 3 * r["w"].dtype.itemsize
+    monkeypatch.setattr(run_mod, "PARAMS_BUDGET_BYTES", 100)
+    with pytest.warns(UserWarning, match="not recording the parameter draws"):
+        r = st.sample_nuts(t, [1.0], key=jax.random.PRNGKey(0), **kw)
+    assert "w" not in r and r["nll"].shape == (1, 2, 10)
+    assert "w" in st.sample_nuts(t, [1.0], key=jax.random.PRNGKey(0), keep_params=True, **kw)

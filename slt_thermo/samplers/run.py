@@ -84,6 +84,10 @@ class Accumulators(NamedTuple):
 class RunOptions:
     """Settings every sampler shares (one object instead of the same keywords in each signature).
 
+    ``keep_params``: record the parameters at every draw; None (default) keeps them when they
+    take at most :data:`PARAMS_BUDGET_BYTES` (β × chains × draws × d numbers; 1 GiB) and warns
+    and keeps only the per-draw energies and observables otherwise (the streaming mode of large
+    models: pass ``True`` to insist, or thin).
     ``num_warmup`` is the warm-up (adaptation) for NUTS/HMC/MALA and the burn-in for SGLD;
     ``num_samples`` draws are recorded per chain, one every ``thinning`` steps. ``init`` is a
     params pytree in model space (one point, or leading axes (num_betas, num_chains)).
@@ -102,7 +106,7 @@ class RunOptions:
     num_warmup: int | None = None
     num_samples: int | None = None
     thinning: int = 1
-    keep_params: bool = True
+    keep_params: bool | None = None
     keep_pointwise: bool | None = None
     init: Any = None
     progress: bool = True
@@ -337,12 +341,13 @@ def prepare(config, target: Target, betas, options: RunOptions, *, key, center=N
     B, C = betas.size, options.num_chains
     ticks = options.num_warmup + options.num_samples
     chunk = options.chunk_size or max(1, min(ticks, math.ceil(ticks / 20), 250))
+    template = target.init(jax.random.PRNGKey(0))
+    options = options.replace(keep_params=_keep_params(options, template, B))
     plan = Plan(options.num_warmup, options.num_samples, options.thinning, chunk,
                 bool(options.keep_params), options.keep_pointwise, bool(kernel_energy), diagnose_every)
     key_init, key_kernel, key_run = jax.random.split(key, 3)
     beta_flat = jnp.repeat(jnp.asarray(betas, dtype=jnp.result_type(float)), C)
     cvals = None if center is None else jax.tree_util.tree_map(jnp.asarray, center)
-    template = target.init(jax.random.PRNGKey(0))
     names = leaf_names(template)
     check_names(names, target.observable_names)
     fingerprint = _fingerprint(sampler, target, betas, C, plan, gamma, key_run)
@@ -373,6 +378,29 @@ def prepare(config, target: Target, betas, options: RunOptions, *, key, center=N
         jnp.full((B * C, n_acc), -jnp.inf, dt), jnp.zeros((), dt),
     )
     return run_, _placed(RunState(states, acc, jnp.ones((B * C,), bool), 0, (), 0.0, fingerprint), mesh, B * C)
+
+
+PARAMS_BUDGET_BYTES = 2**30  # the parameter draws kept by default (keep_params=None)
+
+
+def params_bytes(template, num_records: int) -> int:
+    """Bytes of ``num_records`` recorded draws of parameters shaped like ``template``."""
+    return num_records * sum(int(np.size(x)) * np.dtype(jnp.result_type(x)).itemsize
+                             for x in jax.tree_util.tree_leaves(template))
+
+
+def _keep_params(options: RunOptions, template, num_betas: int) -> bool:
+    """``options.keep_params``, or the default: keep the draws within PARAMS_BUDGET_BYTES."""
+    if options.keep_params is not None:
+        return bool(options.keep_params)
+    size = params_bytes(template, num_betas * options.num_chains * options.num_samples)
+    if size <= PARAMS_BUDGET_BYTES:
+        return True
+    warnings.warn(
+        f"not recording the parameter draws: they would take {size / 2**30:.1f} GiB (β × chains × draws × d); "
+        "the run keeps the per-draw energies and observables only. Pass keep_params=True to keep them "
+        "(or record fewer draws: thinning)", stacklevel=4)
+    return False
 
 
 def _placed(state: RunState, mesh, size: int) -> RunState:
