@@ -53,6 +53,7 @@ class _Spec:
         self.sample_prior = sample_prior
         self.observables = observables
         self.observable_names = None  # filled on first use (static: part of the compile key)
+        self.likelihood_dtype = None  # mixed precision: the likelihood's compute dtype (with_precision)
 
 
 def _model_method(model, name):
@@ -249,6 +250,25 @@ class Target:
         out._spec, out.data, out.hyper = self._spec, self.data, new
         return out
 
+    def with_precision(self, dtype="bfloat16"):
+        """The same target with its per-example log-likelihood computed in ``dtype`` (e.g.
+        ``"bfloat16"``: the parameters and floating data are cast down for the likelihood, its
+        values cast back up), while the chains' state, the prior, gradients' accumulation into the
+        state and every sum over examples stay in the default precision. Mixed precision trades
+        accuracy for speed on accelerators with fast low-precision units; its cost on a zoo model
+        is measured in ``benchmarks/scaling.py``. ``dtype=None`` restores full precision."""
+        import copy
+
+        if dtype is not None:
+            dtype = jnp.dtype(dtype)
+            if not jnp.issubdtype(dtype, jnp.floating):
+                raise InvalidArgumentError(f"`dtype` must be a floating type, got {dtype}")
+        spec = copy.copy(self._spec)
+        spec.likelihood_dtype = dtype
+        out = object.__new__(Target)
+        out._spec, out.data, out.hyper = spec, self.data, self.hyper
+        return out
+
     # ----------------------------------------------------------------- properties
     @property
     def n(self) -> int:
@@ -299,9 +319,13 @@ class Target:
         return jnp.asarray(self._loglik(params, self.data))
 
     def _loglik(self, params, data):
-        if self.hyper is None:
-            return self._spec.log_likelihood(params, data)
-        return self._spec.log_likelihood(params, data, self.hyper)
+        low = self._spec.likelihood_dtype
+        if low is not None:  # mixed precision: compute low, return in the default float
+            cast = lambda a: a.astype(low) if jnp.issubdtype(jnp.result_type(a), jnp.floating) else a  # noqa: E731
+            params, data = jax.tree_util.tree_map(cast, params), jax.tree_util.tree_map(cast, data)
+        out = (self._spec.log_likelihood(params, data) if self.hyper is None
+               else self._spec.log_likelihood(params, data, self.hyper))
+        return out if low is None else jnp.asarray(out).astype(jnp.result_type(float))
 
     def _kl(self, params):
         if self.hyper is None:

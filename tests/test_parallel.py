@@ -158,3 +158,29 @@ def test_parameter_draws_are_dropped_beyond_the_memory_budget(monkeypatch):
         r = st.sample_nuts(t, [1.0], key=jax.random.PRNGKey(0), **kw)
     assert "w" not in r and r["nll"].shape == (1, 2, 10)
     assert "w" in st.sample_nuts(t, [1.0], key=jax.random.PRNGKey(0), keep_params=True, **kw)
+
+
+def test_mixed_precision_likelihood():
+    """with_precision("bfloat16"): the likelihood computed in bf16 (values returned in f32, so
+    sums and chain states stay f32): close to, but not equal to, the f32 values; None restores."""
+    import numpy as np
+
+    from slt_thermo import models
+
+    m = models.linear_regression(d=3)
+    t = st.Target(m, m.simulate(jax.random.PRNGKey(0), 1000))
+    low = t.with_precision("bfloat16")
+    w = m.true_params
+    ll, ll_low = np.asarray(t.log_likelihood(w)), np.asarray(low.log_likelihood(w))
+    assert ll_low.dtype == ll.dtype
+    err = np.abs(ll_low - ll)
+    # bf16 keeps 8 significant bits: the residual r = y − x·w (|r| ≤ S = |y| + Σ|x_j w_j|) is off by
+    # δ ≤ 3·2⁻⁸S after three roundings, so ½(r + δ)² − ½r² ≤ 3·2⁻⁸S² + small ≤ 2⁻⁵(1 + S²)
+    x, y = np.asarray(t.data["x"]), np.asarray(t.data["y"])
+    S = np.abs(y) + np.abs(x) @ np.abs(np.asarray(w["w"]))
+    assert err.max() > 0 and np.all(err <= 2**-5 * (1 + S**2))
+    assert float(low.with_precision(None).nll(w)) == float(t.nll(w))
+    g = jax.grad(lambda p: low.nll(p))(w)["w"]
+    assert g.dtype == jax.numpy.result_type(float) and np.all(np.isfinite(np.asarray(g)))
+    with pytest.raises(st.InvalidArgumentError, match="floating"):
+        t.with_precision("int8")
