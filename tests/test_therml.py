@@ -351,3 +351,44 @@ def test_first_law_and_maxwell_on_the_full_model(toy):
     assert np.all(np.abs(s) > 3 * s_se), (s, s_se)  # power: ⟨C⟩ responds to γ far beyond its error
     (a, a_se), (b, b_se) = secant[("D", "gamma")], secant[("C", "delta")]
     assert np.all(np.abs(a - b) < Z * np.hypot(a_se, b_se)), (a, b)
+
+
+# ------------------------------------------------------------------ Gao & Chaudhari: equilibrium surface, iso-classification
+@pytest.mark.slow
+def test_equilibrium_surface_is_concave_and_c_is_its_gamma_slope(toy):
+    """F(λ, γ) = min R + λD + γC on a 3 × 3 grid (Adam, vmapped, three rounds of warm starts from the
+    best minimizer found anywhere): concave within the optimizer's residual, and ∂F/∂γ = C (the
+    envelope theorem) within the central difference's truncation plus the residual. (∂F/∂λ = D
+    fails on coarser settings where a point sits across a kink of F: a change of representation.)"""
+    from slt_thermo.therml.iso import equilibrium_surface, surface_checks
+
+    ds = equilibrium_surface(None, toy.data, [0.75, 1.0, 1.25], [0.75, 1.0, 1.25], key=jax.random.PRNGKey(1),
+                             num_steps=6000, rounds=3)
+    c = surface_checks(ds)
+    assert c["concavity"] <= c["concavity_tol"], c
+    assert c["envelope_C"] <= c["envelope_C_tol"], c
+    assert np.ptp(ds["F"].values) > 20 * c["envelope_C_tol"]  # power: F moves far more than the error
+
+
+@pytest.mark.slow
+def test_iso_classification_keeps_c_while_d_moves(toy):
+    """Six steps of λ̇ = −α∂C/∂γ, γ̇ = α∂C/∂λ (α = 0.01): C stays within its error budget while D
+    changes by many times it. The budget, from the equilibration error ε of C (how far one more
+    equilibration moves it): ε at each end, the finite differences' error ε/h in each derivative
+    moving C by ≤ α|∇C|√2·ε/h per step, and the Euler step's second-order drift ½|Δ∇C·Δx| per
+    step (read off the table)."""
+    from slt_thermo.therml.iso import iso_classification
+
+    iso = iso_classification(None, toy.data, lam=1.0, gam=1.0, key=jax.random.PRNGKey(2), num_steps=6, alpha=0.01,
+                             init_steps=20000, equilibration=2000)
+    t = iso.table
+    C, D = t["C"].values, t["D"].values
+    dx = np.stack([np.diff(t["lam"].values), np.diff(t["gam"].values)], axis=1)[1:]
+    dg = np.diff(np.stack([t["dC_dlam"].values, t["dC_dgam"].values], axis=1)[1:], axis=0)
+    euler = 0.5 * np.abs(np.sum(dg * dx, axis=1)).sum()
+    eps, h, alpha = t.attrs["C_eq_err"], t.attrs["h"], t.attrs["alpha"]
+    grad = np.hypot(t["dC_dlam"].values[1:], t["dC_dgam"].values[1:])
+    tol = 2 * eps + np.sum(alpha * grad * math.sqrt(2) * eps / h) + euler
+    assert np.abs(C - C[0]).max() <= tol, (C, tol)
+    assert abs(D[-1] - D[0]) > 5 * tol, (D, tol)
+    assert np.all(np.isfinite(t["dC_dlam"].values[1:])) and np.all(t["lam"].values[1:] > t["lam"].values[0])

@@ -11,15 +11,19 @@ thermodynamics off the draws with error bars.
 - :mod:`.optimize`: the σ = 0 points of the paper's objectives by Adam, vmapped (:func:`optimize`);
 - :mod:`.figures`: the paper's panels for one point (:func:`panels`, :func:`channels`);
 - :mod:`.laws`: :func:`table` (R, D, C, S, J, K_D per σ), :func:`response` (fluctuation–response
-  derivatives), :func:`first_law`, :func:`second_law`.
+  derivatives), :func:`first_law`, :func:`second_law`;
+- :mod:`.iso`: Gao & Chaudhari's equilibrium surface F(λ, γ) and iso-classification process at σ = 0
+  (:func:`equilibrium_surface`, :func:`surface_checks`, :func:`iso_classification`).
 """
 
 from .figures import channels, panels, posterior_channels
+from .iso import IsoProcess, equilibrium_surface, iso_classification, surface_checks
 from .laws import first_law, response, second_law, table
 from .model import Model
 from .optimize import OBJECTIVES, Optimized, optimize
 from .posterior import betas, multipliers, posterior
 from .toy import Toy, toy
 
-__all__ = ["OBJECTIVES", "Model", "Optimized", "Toy", "betas", "channels", "first_law", "multipliers", "optimize",
-           "panels", "posterior", "posterior_channels", "response", "second_law", "table", "toy"]
+__all__ = ["OBJECTIVES", "IsoProcess", "Model", "Optimized", "Toy", "betas", "channels", "equilibrium_surface",
+           "first_law", "iso_classification", "multipliers", "optimize", "panels", "posterior", "posterior_channels",
+           "response", "second_law", "surface_checks", "table", "toy"]
