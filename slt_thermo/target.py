@@ -255,8 +255,12 @@ class Target:
         ``"bfloat16"``: the parameters and floating data are cast down for the likelihood, its
         values cast back up), while the chains' state, the prior, gradients' accumulation into the
         state and every sum over examples stay in the default precision. Mixed precision trades
-        accuracy for speed on accelerators with fast low-precision units; its cost on a zoo model
-        is measured in ``benchmarks/scaling.py``. ``dtype=None`` restores full precision."""
+        accuracy for speed on accelerators with fast low-precision units. Measured
+        (``benchmarks/scaling.py``, CPU): on linear regression (n = 1000) the sampled law barely
+        moves but nL_n evaluated in bf16 is 0.75 nats low (52 se; ½log 2π alone rounds to 0.918);
+        NUTS on a deep linear net adapts a 5–10× smaller step and stops mixing (ESS 6, R-hat 1.96);
+        bf16 is 2–5× *slower* on CPU. Check a run against full precision before trusting it.
+        ``dtype=None`` restores full precision."""
         import copy
 
         if dtype is not None:

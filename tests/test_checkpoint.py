@@ -13,6 +13,7 @@ from slt_thermo import models
 
 
 @pytest.mark.filterwarnings("ignore:n = .*R-hat")  # tiny runs: the point is the bookkeeping
+@pytest.mark.slow
 def test_killed_sweep_resumes_to_the_same_result(tmp_path):
     model = models.linear_regression(d=2)
     ns, betas = [20, 40, 80], st.ladder.power(6)

@@ -58,6 +58,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_sharded_runs_match_one_device(tmp_path):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, cwd=tmp_path, env=env,
@@ -119,6 +120,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_process_run_matches_one_process(tmp_path):
     """jax.distributed on 127.0.0.1: two processes × 2 CPU devices run one sharded NUTS ladder; the
     result (gathered on every process, written by process 0) equals the one-process run."""

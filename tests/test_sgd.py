@@ -203,6 +203,7 @@ def test_bad_input_gives_clear_errors(kwargs, match):
         mandt(target, {"theta": jnp.zeros(1)}, learning_rate=0.0, batch_size=8)
 
 
+@pytest.mark.slow
 def test_llc_along_training_reaches_the_regular_value():
     """λ̂(t) at three checkpoints of an SGD run on linear regression (d = 2): at the last one the
     run sits at the minimum, and λ̂ (with the nearest-minimum correction) reads λ = d/2 = 1.

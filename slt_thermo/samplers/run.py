@@ -85,7 +85,8 @@ class RunOptions:
     """Settings every sampler shares (one object instead of the same keywords in each signature).
 
     ``keep_params``: record the parameters at every draw; None (default) keeps them when they
-    take at most :data:`PARAMS_BUDGET_BYTES` (β × chains × draws × d numbers; 1 GiB) and warns
+    take at most :data:`PARAMS_BUDGET_BYTES` (1 GiB for 2 × β × chains × draws × d numbers: the
+    Samples and the state they keep for resumption each hold the draws) and warns
     and keeps only the per-draw energies and observables otherwise (the streaming mode of large
     models: pass ``True`` to insist, or thin).
     ``num_warmup`` is the warm-up (adaptation) for NUTS/HMC/MALA and the burn-in for SGLD;
@@ -95,8 +96,8 @@ class RunOptions:
     ``max_chunks`` stops after that many chunks of this call (the Samples then hold the draws so
     far and ``samples.state``); ``resume`` is a :class:`RunState` to continue from (same target,
     sampler, settings and key). ``devices`` (an int, a sequence of jax devices or a 1-D Mesh)
-    splits the (β × chain) axis over several devices (:mod:`slt_thermo.parallel`; the same
-    numbers as one device). ``checkpoint`` (a directory): the run's state is written there after
+    splits the (β × chain) axis over several devices (:mod:`slt_thermo.parallel`: the same
+    program; SGLD's numbers to a few ulps, NUTS's chains the same in law). ``checkpoint`` (a directory): the run's state is written there after
     every chunk (:func:`slt_thermo.io.save_state`), and a run started with the same directory
     and arguments continues from the state it finds — a killed run loses at most one chunk and
     ends with the numbers of an uninterrupted one.
@@ -393,11 +394,14 @@ def _keep_params(options: RunOptions, template, num_betas: int) -> bool:
     """``options.keep_params``, or the default: keep the draws within PARAMS_BUDGET_BYTES."""
     if options.keep_params is not None:
         return bool(options.keep_params)
-    size = params_bytes(template, num_betas * options.num_chains * options.num_samples)
+    # ×2: the returned Samples hold the draws twice while they keep their state for resumption
+    # (the dataset and the per-chunk records; measured: benchmarks/scaling.py)
+    size = 2 * params_bytes(template, num_betas * options.num_chains * options.num_samples)
     if size <= PARAMS_BUDGET_BYTES:
         return True
     warnings.warn(
-        f"not recording the parameter draws: they would take {size / 2**30:.1f} GiB (β × chains × draws × d); "
+        f"not recording the parameter draws: they would take {size / 2**30:.1f} GiB (2 × β × chains × draws × d: "
+        "the Samples and their resumable state); "
         "the run keeps the per-draw energies and observables only. Pass keep_params=True to keep them "
         "(or record fewer draws: thinning)", stacklevel=4)
     return False
