@@ -137,9 +137,9 @@ def test_thermometers_agree_where_regular_and_isotropic(isotropic):
     β = 2Bσ²/(ηn) = 0.5, and (a)–(d) agree; (d) only up to its discreteness bias 2/(2 − ηκ)."""
     target, w_star, tr, ladder = isotropic
     tab = thermometers(tr, target, w_star=w_star, ladder=ladder, rlct=1.5)
-    assert list(tab["method"].values) == ["energy", "equipartition", "covariance", "mandt"]
-    b = dict(zip(tab["method"].values, tab["beta"].values))
-    se = dict(zip(tab["method"].values, tab["se"].values))
+    assert list(tab["thermometer"].values) == ["energy", "equipartition", "covariance", "mandt"]
+    b = dict(zip(tab["thermometer"].values, tab["beta"].values))
+    se = dict(zip(tab["thermometer"].values, tab["se"].values))
     for m in ("energy", "covariance"):
         assert abs(b["equipartition"] - b[m]) < Z * math.hypot(se["equipartition"], se[m]), (m, b)
     kappa = float(np.mean(np.asarray(target.data["x"]) ** 2))  # per-example curvature ≈ 1

@@ -91,13 +91,13 @@ def run(args, argv) -> int:
     rows = []
     for i in range(ds.sizes["setting"]):
         row = {"learning_rate": float(ds["learning_rate"].values[i]), "batch_size": int(ds["batch_size"].values[i])}
-        for j, m in enumerate(ds["method"].values):
+        for j, m in enumerate(ds["thermometer"].values):
             row[f"beta_{m}"], row[f"beta_{m}_se"] = float(ds["beta"].values[i, j]), float(ds["se"].values[i, j])
         for k in ("energy", "energy_se", "mmd2", "mmd2_se", "mmd_p", "energy_distance", "sliced_w2"):
             row[k] = float(ds[k].values[i])
         rows.append(row)
     summary = meta(argv, "sgd")
-    summary.update(model=desc, n=target.n, seed=args.seed, methods=[str(m) for m in ds["method"].values],
+    summary.update(model=desc, n=target.n, seed=args.seed, methods=[str(m) for m in ds["thermometer"].values],
                    ladder=ds.attrs["ladder"], rows=rows, rlct=None if lam is None else float(lam),
                    along=None if along is None else {k: along[k].values.tolist()
                                                      for k in ("llc", "llc_ref_minimum", "se", "nll")}

@@ -37,7 +37,14 @@ def llc_along(traj: Samples, target: Target, *, key, draws=None, run: int = 0, n
     the last included). ``llc_kwargs`` go to :func:`slt_thermo.llc` (``num_steps``, ``gamma``,
     ``beta``, ...). Returns a Dataset over ``step`` (optimizer steps done): ``llc``, ``se``,
     ``llc_ref_minimum`` (λ̂ + β·ΔH, the nearest-minimum correction of the estimate), ``nll``
-    (nL_n at the checkpoint) and ``step_size``.
+    (nL_n at the checkpoint), ``step_size``, ``rhat``, ``mala_accept`` and ``problems`` (the
+    llc's own warnings at that checkpoint, joined by " | "; empty when none).
+
+    Cost: with the default ``step_size="auto"`` every checkpoint measures its curvature and may
+    halve ε and rerun (a checkpoint off a minimum often does); a fixed ``step_size`` (e.g. the
+    auto value at the last checkpoint) makes each checkpoint one run. Off a minimum, λ̂ is not an
+    LLC: ``llc_ref_minimum`` refers it to the minimum L-BFGS reaches from the checkpoint, and with
+    a weak localization (small γ) the chains measure the basin they fall into.
     """
     from ..llc import llc
 
@@ -54,18 +61,20 @@ def llc_along(traj: Samples, target: Target, *, key, draws=None, run: int = 0, n
     if draws.size == 0 or draws.min() < 0 or draws.max() >= T:
         raise InvalidArgumentError(f"`draws` must be recorded draw indices in [0, {T}), got {draws}")
     every = int(traj.ds.attrs.get("record_every", 1))
-    rows = []
+    rows, problems = [], []
     for i, k in enumerate(draws):
         est = llc(target, checkpoint(traj, run, int(k)), key=jax.random.fold_in(key, i), progress=progress,
                   **llc_kwargs)
         d = est.details
         ref = d.get("llc_ref_minimum")
         rows.append((est.value, est.stderr, np.nan if ref is None else ref, float(traj["nll"].values[run, k]),
-                     d["step_size_policy"]["step_size"]))
+                     d["step_size_policy"]["step_size"], d.get("rhat", np.nan), d.get("mala_accept", np.nan)))
+        problems.append(" | ".join(d.get("problems", [])))
     v = np.array(rows, np.float64)
     steps = (draws + 1) * every
-    return xr.Dataset({name: ("step", v[:, j]) for j, name in
-                       enumerate(("llc", "se", "llc_ref_minimum", "nll", "step_size"))},
+    names = ("llc", "se", "llc_ref_minimum", "nll", "step_size", "rhat", "mala_accept")
+    return xr.Dataset({**{name: ("step", v[:, j]) for j, name in enumerate(names)},
+                       "problems": ("step", np.array(problems, dtype=object))},
                       coords={"step": steps, "draw": ("step", draws)}, attrs={"run": run, "n": traj.n})
 
 

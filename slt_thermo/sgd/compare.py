@@ -69,8 +69,8 @@ def compare(target: Target, w_star, *, learning_rates, batch_sizes, key, num_ste
     permutation test assumes independent points). ``nuts``: keywords for :func:`slt_thermo.sample_nuts`
     (default 4 chains × (300 + 500)).
 
-    Returns a Dataset over ``setting`` (coords ``learning_rate``, ``batch_size``) and ``method``:
-    ``beta``, ``se`` (setting × method), ``energy``, ``energy_se``, ``mmd2``, ``mmd2_se``,
+    Returns a Dataset over ``setting`` (coords ``learning_rate``, ``batch_size``) and ``thermometer``:
+    ``beta``, ``se`` (setting × thermometer), ``energy``, ``energy_se``, ``mmd2``, ``mmd2_se``,
     ``mmd_p``, ``energy_distance``, ``sliced_w2`` (setting); attrs ``ladder``, ``n``.
     """
     from .. import metrics
@@ -93,7 +93,7 @@ def compare(target: Target, w_star, *, learning_rates, batch_sizes, key, num_ste
         traj = stationary(traj, burn_in)
         trajs.append(traj)
         tabs.append(thermometers(traj, target, w_star=w_star, ladder=ladder_run, rlct=rlct))
-    methods = list(tabs[0]["method"].values)
+    methods = list(tabs[0]["thermometer"].values)
     beta = np.array([t["beta"].values for t in tabs])
     se = np.array([t["se"].values for t in tabs])
     b_hat = beta[:, methods.index("energy")]
@@ -109,9 +109,9 @@ def compare(target: Target, w_star, *, learning_rates, batch_sizes, key, num_ste
                      metrics.sliced_w2(x, y, key=jax.random.fold_in(km, 1))))
     r = np.array(rows, np.float64)
     names = ("energy", "energy_se", "mmd2", "mmd2_se", "mmd_p", "energy_distance", "sliced_w2")
-    ds = xr.Dataset({"beta": (("setting", "method"), beta), "se": (("setting", "method"), se),
+    ds = xr.Dataset({"beta": (("setting", "thermometer"), beta), "se": (("setting", "thermometer"), se),
                      **{k: ("setting", r[:, j]) for j, k in enumerate(names)}},
-                    coords={"setting": np.arange(len(settings)), "method": methods,
+                    coords={"setting": np.arange(len(settings)), "thermometer": methods,
                             "learning_rate": ("setting", [s[0] for s in settings]),
                             "batch_size": ("setting", [s[1] for s in settings])})
     ds.attrs.update(ladder=np.asarray(ladder, float).tolist(), n=target.n, num_steps=num_steps, num_runs=num_runs,

@@ -192,8 +192,9 @@ def thermometers(traj: Samples, target: Target, *, w_star, ladder: Samples | Non
                  rlct: float | None = None) -> xr.Dataset:
     """All the thermometers that the inputs allow, side by side, on a stationary trajectory:
     (a) with a ``ladder``, (b) with ``rlct``, (c) always (warns at a singular w*), (d) when the
-    trajectory's learning rate is constant and recorded. Dataset over ``method``: ``beta``,
-    ``se``, ``n_beta`` (nβ̂) and ``assumption``."""
+    trajectory's learning rate is constant and recorded. Dataset over ``thermometer`` (not
+    "method": xarray's ``sel(method=...)`` is taken): ``beta``, ``se``, ``n_beta`` (nβ̂) and
+    ``assumption``."""
     traj = _check_traj(traj)
     out = []
     if ladder is not None:
@@ -205,10 +206,10 @@ def thermometers(traj: Samples, target: Target, *, w_star, ladder: Samples | Non
     if np.all(np.isfinite(lr)) and np.ptp(lr) <= 1e-6 * abs(lr.mean()):
         out.append(mandt(target, w_star, learning_rate=float(lr.mean()), batch_size=int(traj.ds.attrs["batch_size"])))
     n = traj.n
-    return xr.Dataset({"beta": ("method", [t.beta for t in out]), "se": ("method", [t.se for t in out]),
-                       "n_beta": ("method", [n * t.beta for t in out]),
-                       "assumption": ("method", [t.assumption for t in out])},
-                      coords={"method": [t.method for t in out]})
+    return xr.Dataset({"beta": ("thermometer", [t.beta for t in out]), "se": ("thermometer", [t.se for t in out]),
+                       "n_beta": ("thermometer", [n * t.beta for t in out]),
+                       "assumption": ("thermometer", [t.assumption for t in out])},
+                      coords={"thermometer": [t.method for t in out]})
 
 
 __all__ = ["ASSUMPTIONS", "Thermometer", "covariance_matching", "energy_matching", "equipartition",

@@ -137,7 +137,9 @@ def sgd_trajectory(target: Target, optimizer, *, num_steps: int, batch_size: int
         num_runs: independent runs (different initial points and minibatch streams).
         init: starting parameters (model space): one point for every run, or leaves with a
             leading ``num_runs`` axis; default ``target.init`` per run.
-        prior: minimize L_n − log φ/n (MAP) instead of L_n.
+        prior: minimize L_n − log φ/n (MAP) instead of L_n. Neither matches p^β ∝ φ e^{−βnL_n}
+            exactly: without it SGD ignores φ, with it the prior is tempered along (φ^β at the
+            SGD temperature). For large n the difference is O(1/n) in the law.
         devices: split the runs over devices (:mod:`slt_thermo.parallel`; ``num_runs`` a
             multiple of their number).
 
