@@ -75,6 +75,22 @@ positive_float = _finite_float(lambda v: v > 0, "a positive number")
 nonnegative_float = _finite_float(lambda v: v >= 0, "a number >= 0")
 
 
+def positive_list(words: str):
+    """An argparse type: comma-separated finite numbers > 0 (``words`` names them in errors),
+    sorted and deduplicated."""
+    def parse(text):
+        try:
+            values = [float(t) for t in text.split(",") if t.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be comma-separated {words} > 0, got {text!r}") from None
+        if not values or any(not (math.isfinite(v) and v > 0) for v in values):
+            raise argparse.ArgumentTypeError(f"must be comma-separated {words} > 0, got {text!r}")
+        return sorted(set(values))
+
+    parse.__name__ = f"comma-separated {words}"
+    return parse
+
+
 def int_list(text):
     """``--n`` of free-energy: at least 3 increasing dataset sizes >= 2, comma-separated."""
     try:

@@ -7,22 +7,9 @@ import os
 import time
 
 from . import _report as R
-from ._args import Formatter, add_model_options, add_out, add_sampler_options, int_at_least
+from ._args import Formatter, add_model_options, add_out, add_sampler_options, int_at_least, positive_list
 
 HELP = "SGD against tempered posteriors: effective β̂ four ways, distances, λ̂ along training"
-
-
-def _positive_list(text):
-    import argparse
-    import math
-
-    try:
-        values = [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be comma-separated numbers > 0, got {text!r}") from None
-    if not values or any(not (math.isfinite(v) and v > 0) for v in values):
-        raise argparse.ArgumentTypeError(f"must be comma-separated numbers > 0, got {text!r}")
-    return sorted(set(values))
 
 
 def add_parser(sub):
@@ -38,8 +25,9 @@ def add_parser(sub):
     add_model_options(p, n_help="training examples (default 2000)", n_kwargs={"type": int_at_least(2)})
     p.set_defaults(model="linear_regression")
     g = p.add_argument_group("SGD")
-    g.add_argument("--lrs", type=_positive_list, default=[0.01, 0.04], metavar="η1,η2,…", help="learning rates")
-    g.add_argument("--batch-sizes", type=_positive_list, default=[10.0, 40.0], metavar="B1,B2,…",
+    g.add_argument("--lrs", type=positive_list("learning rates"), default=[0.01, 0.04], metavar="η1,η2,…",
+                   help="learning rates")
+    g.add_argument("--batch-sizes", type=positive_list("batch sizes"), default=[10.0, 40.0], metavar="B1,B2,…",
                    help="minibatch sizes")
     g.add_argument("--steps", type=int_at_least(10), default=4000, help="SGD steps per run")
     g.add_argument("--runs", type=int_at_least(2), default=8, help="independent SGD runs per setting")

@@ -3,27 +3,15 @@ R, D, C, S, J per σ and the checks between them (slt_thermo.therml)."""
 
 from __future__ import annotations
 
-import math
 import os
 import time
 
 from . import _report as R
-from ._args import Formatter, UsageError, add_out, add_sampler_options, int_at_least, nonnegative_float, positive_float
+from ._args import (Formatter, UsageError, add_out, add_sampler_options, int_at_least, nonnegative_float,
+                    positive_float, positive_list)
 
 HELP = "TherML's σS posterior on the Appendix-B toy: R, D, C, S, J vs σ with error bars"
 DEFAULT_SIGMAS = (0.5, 1.0, 2.0, 4.0, 8.0)
-
-
-def _sigmas(text):
-    import argparse
-
-    try:
-        values = [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be comma-separated temperatures > 0, got {text!r}") from None
-    if not values or any(not (math.isfinite(v) and v > 0) for v in values):
-        raise argparse.ArgumentTypeError(f"must be comma-separated temperatures > 0, got {text!r}")
-    return sorted(set(values))
 
 
 def add_parser(sub):
@@ -38,7 +26,7 @@ def add_parser(sub):
                     "−σ log Z (eq. 35) and the rate capacity K_D per σ, with Monte Carlo errors, and the "
                     "same functionals on the infinite-data distribution (the generalization gap).")
     g = p.add_argument_group("TherML")
-    g.add_argument("--sigmas", type=_sigmas, default=list(DEFAULT_SIGMAS), metavar="S1,S2,…",
+    g.add_argument("--sigmas", type=positive_list("temperatures"), default=list(DEFAULT_SIGMAS), metavar="S1,S2,…",
                    help="temperatures σ > 0")
     g.add_argument("--n", type=int_at_least(1), default=50, help="training examples drawn from the toy")
     g.add_argument("--rho", type=nonnegative_float, default=1.0, help="multiplier ρ of the rate R")

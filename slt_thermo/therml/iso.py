@@ -39,24 +39,29 @@ def _objective(model, data):
     return values
 
 
+def _descend(opt, values, num_steps: int, trace: bool = False):
+    """params, λ, γ -> params after ``num_steps`` steps of the optax ``opt`` on R + λD + γC (and,
+    with ``trace``, the objective after every step)."""
+    grad = jax.grad(lambda p, lm, gm: values(p, lm, gm)[0])
+
+    def run(params, lm, gm):
+        def step(carry, _):
+            p, s = carry
+            updates, s = opt.update(grad(p, lm, gm), s, p)
+            p = optax.apply_updates(p, updates)
+            return (p, s), (values(p, lm, gm)[0] if trace else None)
+
+        (p, _), out = jax.lax.scan(step, (params, opt.init(params)), None, length=num_steps)
+        return (p, out) if trace else p
+
+    return run
+
+
 def _equilibrate(model, data, num_steps: int, eta_max: float):
     """params, λ, γ -> params after ``num_steps`` Adam steps on R + λD + γC with the schedule
     η(t) = η_max (t/T)²(1 − t/T)^5 (zero at both ends: the last steps settle)."""
     T = num_steps
-    opt = optax.adam(lambda t: eta_max * (t / T) ** 2 * (1 - t / T) ** 5)
-    values = _objective(model, data)
-    grad = jax.grad(lambda p, lam, gam: values(p, lam, gam)[0])
-
-    def run(params, lam, gam):
-        def step(carry, _):
-            p, s = carry
-            updates, s = opt.update(grad(p, lam, gam), s, p)
-            return (optax.apply_updates(p, updates), s), None
-
-        (p, _), _ = jax.lax.scan(step, (params, opt.init(params)), None, length=T)
-        return p
-
-    return run
+    return _descend(optax.adam(lambda t: eta_max * (t / T) ** 2 * (1 - t / T) ** 5), _objective(model, data), T)
 
 
 def equilibrium_surface(model: Model | None, data, lambdas, gammas, *, key, init=None, num_steps: int = 4000,
@@ -81,19 +86,8 @@ def equilibrium_surface(model: Model | None, data, lambdas, gammas, *, key, init
     if lam.ndim != 1 or gam.ndim != 1 or not (np.all(np.isfinite(lam)) and np.all(np.isfinite(gam))) \
             or np.any(lam < 0) or np.any(gam < 0):
         raise InvalidArgumentError("`lambdas` and `gammas` must be 1-D lists of finite multipliers >= 0")
-    opt = optax.adam(learning_rate)
     values = _objective(model, data)
-    grad = jax.grad(lambda p, lm, gm: values(p, lm, gm)[0])
-
-    def descend(params, lm, gm):
-        def step(carry, _):
-            p, s = carry
-            updates, s = opt.update(grad(p, lm, gm), s, p)
-            p = optax.apply_updates(p, updates)
-            return (p, s), values(p, lm, gm)[0]
-
-        (p, _), trace = jax.lax.scan(step, (params, opt.init(params)), None, length=num_steps)
-        return p, trace
+    descend = _descend(optax.adam(learning_rate), values, num_steps, trace=True)
 
     p0 = model.init(key) if init is None else jax.tree_util.tree_map(jnp.asarray, init)
     if init is None:
@@ -185,16 +179,8 @@ def iso_classification(model: Model | None, data, *, lam: float, gam: float, key
     values = _objective(model, data)
     eq = _equilibrate(model, data, equilibration, float(eta_max))
     if init is None:
-        p0 = model.init(key)
-        opt = optax.adam(0.01)
-        grad = jax.grad(lambda p: values(p, lam, gam)[0])
-
-        def step(carry, _):
-            p, s = carry
-            updates, s = opt.update(grad(p), s, p)
-            return (optax.apply_updates(p, updates), s), None
-
-        (p0, _), _ = jax.jit(lambda p: jax.lax.scan(step, (p, opt.init(p)), None, length=init_steps))(p0)
+        p0 = jax.jit(_descend(optax.adam(0.01), values, init_steps))(model.init(key), jnp.float32(lam),
+                                                                     jnp.float32(gam))
     else:
         p0 = jax.tree_util.tree_map(jnp.asarray, init)
     settle = jax.jit(eq)
@@ -226,8 +212,8 @@ def iso_classification(model: Model | None, data, *, lam: float, gam: float, key
     lm_end, gm_end = jnp.float32(rows[-1, 0]), jnp.float32(rows[-1, 1])
     again = values(settle(p_end, lm_end, gm_end), lm_end, gm_end)[1]
     eq_err = {f"{k}_eq_err": float(abs(float(again[k]) - rows[-1, 2 + j])) for j, k in enumerate(("R", "D", "C"))}
-    table = xr.Dataset({k: ("step", rows[:, j]) for j, k in enumerate(names)}, coords={"step": np.arange(num_steps + 1)},
-                       attrs={"alpha": alpha, "h": h, "equilibration": equilibration, "eta_max": eta_max, **eq_err})
+    table = xr.Dataset({k: ("step", rows[:, j]) for j, k in enumerate(names)},
+                       coords={"step": np.arange(num_steps + 1)}, attrs={"alpha": alpha, "h": h, "equilibration": equilibration, "eta_max": eta_max, **eq_err})
     return IsoProcess(table, p_end)
 
 
