@@ -220,8 +220,8 @@ def test_sgd_table_files_and_show(tmp_path, capsys):
     """`slt-thermo sgd` (tiny run): the thermometer table, the distances, λ̂ along training, a
     results directory that `show` re-prints; bad lists are usage errors."""
     out = tmp_path / "sgd"
-    assert cli.main(["sgd", "--lrs", "0.04", "--batch-sizes", "10", "--steps", "400", "--runs", "2",
-                     "--chains", "2", "--warmup", "100", "--samples", "100", "--llc-checkpoints", "1",
+    assert cli.main(["sgd", "--lrs", "0.04", "--batch-sizes", "10", "--steps", "300", "--runs", "2",
+                     "--chains", "2", "--warmup", "60", "--samples", "60", "--llc-checkpoints", "1",
                      "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "β̂ energy" in text and "MMD²" in text and "λ̂ + βΔH" in text

@@ -100,6 +100,7 @@ def test_energy_matching_recovers_the_beta_of_a_sampler(isotropic):
     assert th.se < 0.05  # power: a 10% error in β would show
 
 
+@pytest.mark.slow
 def test_annealed_schedule_reads_as_cooling(isotropic):
     """η falling from 0.04 to 0.02 over the first half, then held: β̂(t) by energy matching rises
     from ~0.25 to the constant-η value ~0.5 (Mandt: 2B/(ηn))."""
@@ -116,6 +117,7 @@ def test_annealed_schedule_reads_as_cooling(isotropic):
     assert abs(b[-1] - 0.5) < Z * se[-1] + 0.5 * 0.02, (b, se)  # + Mandt's discreteness (ηκ/2 = 1%)
 
 
+@pytest.mark.slow
 def test_langevin_protocol_dissipates_and_jarzynski_recovers_log_z():
     """Annealed MALA from the prior to β = 1 on linear regression (exact log Z): few rungs
     dissipate work (⟨W⟩ − ΔF > 0, well beyond its error), and Jarzynski's log⟨e^{−W}⟩ recovers
