@@ -216,6 +216,12 @@ def test_therml_table_files_and_show(tmp_path, capsys):
     assert call(["therml", "--sigmas", "0,1"]) == 2
 
 
+def test_sgd_usage_errors():
+    assert call(["sgd", "--lrs", "0,1"]) == 2
+    assert call(["sgd", "--batch-sizes", "ten"]) == 2
+
+
+@pytest.mark.slow
 def test_sgd_table_files_and_show(tmp_path, capsys):
     """`slt-thermo sgd` (tiny run): the thermometer table, the distances, λ̂ along training, a
     results directory that `show` re-prints; bad lists are usage errors."""
