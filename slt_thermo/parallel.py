@@ -65,32 +65,31 @@ def mesh(devices) -> jax.sharding.Mesh:
     return jax.sharding.Mesh(np.array(devs), (AXIS,))
 
 
+def _place(tree, m: jax.sharding.Mesh, spec: jax.sharding.PartitionSpec, is_split):
+    """``tree``'s leaves as host values put on the mesh: split by ``spec`` where ``is_split(x)``,
+    replicated elsewhere (in a multi-host run every process holds the same host value)."""
+    split = jax.sharding.NamedSharding(m, spec)
+    whole = jax.sharding.NamedSharding(m, jax.sharding.PartitionSpec())
+
+    def place(x):
+        x = to_host(x)
+        return jax.device_put(x, split if is_split(x) else whole)
+
+    return jax.tree_util.tree_map(place, tree)
+
+
 def shard_leading(tree, m: jax.sharding.Mesh, size: int):
     """``tree`` with every leaf whose leading axis has length ``size`` split over the mesh along
     it, and every other leaf replicated."""
-    split = jax.sharding.NamedSharding(m, jax.sharding.PartitionSpec(AXIS))
-    whole = jax.sharding.NamedSharding(m, jax.sharding.PartitionSpec())
-
-    def place(x):  # host values: in a multi-host run every process holds the same one
-        x = to_host(x)
-        return jax.device_put(x, split if x.ndim and x.shape[0] == size else whole)
-
-    return jax.tree_util.tree_map(place, tree)
+    return _place(tree, m, jax.sharding.PartitionSpec(AXIS), lambda x: x.ndim and x.shape[0] == size)
 
 
 def shard_particles(tree, m: jax.sharding.Mesh, num_runs: int, num_particles: int):
     """``tree`` with every leaf shaped (num_runs, num_particles, ...) split over the mesh along
     the particle axis (population annealing's population; resampling gathers across devices),
     every other leaf replicated."""
-    split = jax.sharding.NamedSharding(m, jax.sharding.PartitionSpec(None, AXIS))
-    whole = jax.sharding.NamedSharding(m, jax.sharding.PartitionSpec())
-
-    def place(x):
-        x = to_host(x)
-        ok = x.ndim >= 2 and x.shape[:2] == (num_runs, num_particles)
-        return jax.device_put(x, split if ok else whole)
-
-    return jax.tree_util.tree_map(place, tree)
+    return _place(tree, m, jax.sharding.PartitionSpec(None, AXIS),
+                  lambda x: x.ndim >= 2 and x.shape[:2] == (num_runs, num_particles))
 
 
 def check_divisible(size: int, m: jax.sharding.Mesh, what: str) -> None:

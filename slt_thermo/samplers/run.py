@@ -97,8 +97,8 @@ class RunOptions:
     far and ``samples.state``); ``resume`` is a :class:`RunState` to continue from (same target,
     sampler, settings and key). ``devices`` (an int, a sequence of jax devices or a 1-D Mesh)
     splits the (β × chain) axis over several devices (:mod:`slt_thermo.parallel`: the same
-    program; SGLD's numbers to a few ulps, NUTS's chains the same in law). ``checkpoint`` (a directory): the run's state is written there after
-    every chunk (:func:`slt_thermo.io.save_state`), and a run started with the same directory
+    program; SGLD's numbers to a few ulps, NUTS's chains the same in law). ``checkpoint`` (a
+    directory): the run's state is written there after every chunk (:func:`slt_thermo.io.save_state`), and a run started with the same directory
     and arguments continues from the state it finds — a killed run loses at most one chunk and
     ends with the numbers of an uninterrupted one.
     """
