@@ -64,6 +64,9 @@ def test_a_killed_sampler_run_continues_from_its_checkpoint(tmp_path):
     np.testing.assert_array_equal(done["w"].values, whole["w"].values)
     with pytest.raises(st.InvalidArgumentError, match="different run"):  # another run's directory
         st.sample_sgld(target, [0.5, 1.0], key=jax.random.PRNGKey(2), options=st.RunOptions(checkpoint=ck), **kw)
+    with pytest.raises(st.InvalidArgumentError, match="different run"):  # the same run but another ε
+        st.sample_sgld(target, [0.5, 1.0], key=jax.random.PRNGKey(1), options=st.RunOptions(checkpoint=ck),
+                       **{**kw, "step_size": 2e-3})
     with open(os.path.join(ck, "state.pkl"), "r+b") as f:  # a damaged file is refused, not loaded
         f.seek(200)
         f.write(b"\x00\x01\x02")
@@ -83,3 +86,40 @@ def test_population_annealing_continues_from_its_checkpoint(tmp_path):
                             **kw)
     done = st.population_annealing(target, key=jax.random.PRNGKey(1), options=st.RunOptions(checkpoint=ck), **kw)
     np.testing.assert_array_equal(done.rungs["log_z"].values, whole.rungs["log_z"].values)
+
+
+def test_a_killed_llc_continues_from_its_checkpoint(tmp_path, monkeypatch):
+    """st.llc(checkpoint=DIR): each SGLD run of the call checkpoints per chunk; a call killed
+    mid-run and started again with the same directory gives the uninterrupted λ̂, and runs only
+    the chunks it had not finished."""
+    from slt_thermo.samplers import run as run_module
+
+    model = models.linear_regression(d=2)
+    target = st.Target(model, model.simulate(jax.random.PRNGKey(0), 200))
+    center = model.true_params
+    kw = dict(key=jax.random.PRNGKey(3), num_chains=2, num_steps=400, num_burnin=100, gamma=1.0,
+              progress=False)
+    whole = st.llc(target, center, **kw)
+
+    real_advance, calls = run_module.advance, {"n": 0, "kill_at": 5}
+
+    def advance(*args, **kwargs):  # a process killed during its sixth chunk
+        if calls["n"] == calls["kill_at"]:
+            raise RuntimeError("killed")
+        calls["n"] += 1
+        return real_advance(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "advance", advance)
+    ck = tmp_path / "llc"
+    with pytest.raises(RuntimeError, match="killed"):
+        st.llc(target, center, checkpoint=ck, **kw)
+    assert os.listdir(ck) == ["attempt-0"]
+    calls.update(n=0, kill_at=None)
+    resumed = st.llc(target, center, checkpoint=ck, **kw)
+    assert resumed.value == whole.value and resumed.stderr == whole.stderr
+    resumed_chunks, calls["n"] = calls["n"], 0
+    st.llc(target, center, **kw)
+    assert resumed_chunks == calls["n"] - 5  # it ran only the chunks the killed call had not
+    calls["n"] = 0
+    st.llc(target, center, checkpoint=ck, **kw)  # a finished run is reread, not rerun
+    assert calls["n"] == 0

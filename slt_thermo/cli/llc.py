@@ -115,6 +115,9 @@ def add_parser(sub):
     g.add_argument("--check-equilibration", action="store_true",
                    help="also run chains//2 chains started hot (at β/16) and compare their λ̂ with the "
                         "chains started at w* over the second half: a gap means neither has equilibrated")
+    p.add_argument("--resume", metavar="DIR",
+                   help="crash-safe run: the SGLD state is written to DIR after every chunk; run the same "
+                        "command with the same --resume DIR again to continue a killed run (same numbers)")
     add_out(p)
     return p
 
@@ -177,7 +180,8 @@ def run(args, argv) -> int:
                          step_size=args.step_size, gamma=args.gamma, num_chains=args.chains,
                          num_steps=args.steps, num_burnin=args.burnin, batch_size=batch,
                          preconditioner=preconditioner, control_variate=args.control_variate,
-                         check_equilibration=args.check_equilibration, eval_full_nll_every=args.thinning)
+                         check_equilibration=args.check_equilibration, eval_full_nll_every=args.thinning,
+                         checkpoint=args.resume)
         except SLTThermoError as err:
             if args.step_size == "auto" and "curvature" in str(err):
                 raise UsageError("--step-size", f"{err} with --step-size EPS") from None

@@ -12,6 +12,7 @@ burn-in is excluded.
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import jax
@@ -20,6 +21,7 @@ import jax.numpy as jnp
 from .._utils import check_beta, num_params
 from ..errors import InvalidArgumentError, SLTThermoError
 from ..results import Estimate, Samples
+from ..samplers.run import RunOptions
 from ..samplers.sgld import sample_sgld
 from ..target import Target
 from .center import check_center, nearest_minimum
@@ -50,6 +52,7 @@ def llc(
     progress: bool = True,
     diagnose_every: int | None = None,
     devices=None,
+    checkpoint=None,
 ) -> Estimate:
     """Estimate the local learning coefficient at ``center`` (= w*, in model space).
 
@@ -96,6 +99,12 @@ def llc(
         num_chains, num_steps, num_burnin, diagnose_every, progress, devices: as in
             :func:`~slt_thermo.sample_sgld` (the MALA check runs on at most 50 draws per chain
             unless ``diagnose_every`` says otherwise; ``devices`` splits the chains over devices).
+        checkpoint: a directory: every SGLD run of the call (each step-size attempt, the hot-start
+            runs) writes its state there after every chunk (``attempt-K/``, ``hot-heat/``,
+            ``hot/``), and a call with the same arguments and directory continues where a killed
+            one stopped, with the numbers of an uninterrupted call (finished runs are reread,
+            not rerun). The step-size tuning is not checkpointed: it is deterministic in the key
+            and short next to the runs.
 
     Returns:
         :class:`~slt_thermo.Estimate` whose ``details`` hold the diagnostics of
@@ -123,11 +132,12 @@ def llc(
                   gamma=gamma, preconditioner=preconditioner, control_variate=control_variate,
                   thinning=1 if thinning is None else thinning, eval_full_nll_every=eval_full_nll_every,
                   progress=progress, keep_params=False, diagnose_every=diagnose_every, devices=devices)
-    est, step = _sample_until_accepted(target, center, beta, num_chains, key_run, run_kw, step, nll_center)
+    est, step = _sample_until_accepted(target, center, beta, num_chains, key_run, run_kw, step, nll_center,
+                                       checkpoint)
     run_kw["step_size"] = step["step_size"]
     if check_equilibration:
         hot = _hot_started_run(target, center, beta, max(1, num_chains // 2),
-                               jax.random.fold_in(key_run, 1), run_kw)
+                               jax.random.fold_in(key_run, 1), run_kw, checkpoint)
         est = llc_from_samples(est.details["samples"], nll_center, beta=beta, num_params=num_params(center),
                                hot_start=hot, warn=False)
     for p in est.details["problems"]:
@@ -138,7 +148,7 @@ def llc(
     return est
 
 
-def _sample_until_accepted(target, center, beta, num_chains, key, run_kw, step, nll_center):
+def _sample_until_accepted(target, center, beta, num_chains, key, run_kw, step, nll_center, checkpoint=None):
     """One run at ``step``; under ``auto``, halve ε and run again while the run fails its checks
     (finite chains, MALA acceptance >= AUTO_ACCEPT, predicted ε-bias <= PREDICTED_BIAS of λ̂), at
     most AUTO_MAX_HALVINGS times. The last run's warnings are re-emitted (problems excluded: the
@@ -150,7 +160,8 @@ def _sample_until_accepted(target, center, beta, num_chains, key, run_kw, step, 
             warnings.simplefilter("always")
             try:
                 s = sample_sgld(target, [beta], num_chains=num_chains, key=key, init=center,
-                                step_size=step["step_size"], **run_kw)
+                                step_size=step["step_size"],
+                                options=_checkpointed(checkpoint, f"attempt-{len(attempts)}"), **run_kw)
                 est = llc_from_samples(s, nll_center, beta=beta, num_params=num_params(center), warn=False)
                 acc, bad, bias = (est.details[k] for k in ("mala_accept", "unhealthy", "predicted_bias"))
             except SLTThermoError:
@@ -175,7 +186,7 @@ def _sample_until_accepted(target, center, beta, num_chains, key, run_kw, step, 
     return est, {**step, "attempts": attempts}
 
 
-def _hot_started_run(target, center, beta, num_chains, key, run_kw) -> Samples:
+def _hot_started_run(target, center, beta, num_chains, key, run_kw, checkpoint=None) -> Samples:
     """``num_chains`` chains like the main run's, but started from the end of a run at
     β/HOT_START_HEAT (``num_burnin`` steps from w*, the same ε, γ and preconditioner): spread
     *beyond* the localized posterior, so they relax towards it from above while chains started at
@@ -185,7 +196,17 @@ def _hot_started_run(target, center, beta, num_chains, key, run_kw) -> Samples:
     heat_kw = dict(run_kw, num_steps=steps, num_burnin=steps - 1, thinning=1,
                    eval_full_nll_every=None, keep_params=True, progress=False, diagnose_every=None)
     heated = sample_sgld(target, [beta / HOT_START_HEAT], num_chains=num_chains, key=k_heat,
-                         init=center, **heat_kw)
+                         init=center, options=_checkpointed(checkpoint, "hot-heat"), **heat_kw)
     leaves = [jnp.asarray(heated.params[name].values[:, :, -1]) for name in heated.param_names]
     start = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(center), leaves)
-    return sample_sgld(target, [beta], num_chains=num_chains, key=k_run, init=start, **run_kw)
+    return sample_sgld(target, [beta], num_chains=num_chains, key=k_run, init=start,
+                       options=_checkpointed(checkpoint, "hot"), **run_kw)
+
+
+def _checkpointed(checkpoint, name) -> RunOptions | None:
+    """RunOptions writing the run's state under ``checkpoint/name`` (None without a checkpoint)."""
+    if checkpoint is None:
+        return None
+    if not isinstance(checkpoint, (str, os.PathLike)):
+        raise InvalidArgumentError(f"`checkpoint` must be a directory path, got {type(checkpoint).__name__}")
+    return RunOptions(checkpoint=os.path.join(os.fspath(checkpoint), name))

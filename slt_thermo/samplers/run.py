@@ -351,7 +351,7 @@ def prepare(config, target: Target, betas, options: RunOptions, *, key, center=N
     cvals = None if center is None else jax.tree_util.tree_map(jnp.asarray, center)
     names = leaf_names(template)
     check_names(names, target.observable_names)
-    fingerprint = _fingerprint(sampler, target, betas, C, plan, gamma, key_run)
+    fingerprint = _fingerprint(sampler, config, target, betas, C, plan, gamma, cvals, key_run)
     meta = run_meta(target, sampler, options, gamma, center, names, beta_axis, attrs)
     run_ = PreparedRun(config, plan, target, betas if beta_axis else None, beta_flat, C, cvals,
                        gamma, key_run, names, options, meta)
@@ -520,12 +520,23 @@ def run(config, target: Target, betas, options: RunOptions, *, key, center=None,
     return finalize(run_, state, interrupted)
 
 
-def _fingerprint(sampler, target, betas, num_chains, plan, gamma, key) -> tuple:
-    """What a resumed run must share with the run that made its state (values, not objects)."""
-    flat = lambda tree: tuple(tuple(np.asarray(x).ravel().tolist())
-                              for x in jax.tree_util.tree_leaves(tree))
-    return (sampler, target.name, target.n, tuple(betas.tolist()), num_chains, plan, gamma,
-            flat(target.hyper), flat(jax.random.key_data(key)))
+def _fingerprint(sampler, config, target, betas, num_chains, plan, gamma, center, key) -> tuple:
+    """What a resumed run must share with the run that made its state (values, not objects):
+    the kernel's numeric settings (ε, batch size, ...), the center and the hyperparameters by a
+    SHA-256 of their bytes (a million-parameter center costs a hash, not a tuple of floats)."""
+    import hashlib
+
+    def digest(tree):
+        h = hashlib.sha256()
+        for x in jax.tree_util.tree_leaves(tree):
+            h.update(np.ascontiguousarray(np.asarray(x)).tobytes())
+        return h.hexdigest()
+
+    settings = tuple((k, v) for k, v in getattr(config, "_asdict", dict)().items()
+                     if v is None or isinstance(v, (bool, int, float, str)))
+    return (sampler, type(config).__name__, settings, target.name, target.n, tuple(betas.tolist()),
+            num_chains, plan, gamma, digest(center), digest(target.hyper),
+            digest(jax.random.key_data(key)))
 
 
 def _initial_positions(target, init, key, B, C):
