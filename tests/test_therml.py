@@ -392,3 +392,14 @@ def test_iso_classification_keeps_c_while_d_moves(toy):
     assert np.abs(C - C[0]).max() <= tol, (C, tol)
     assert abs(D[-1] - D[0]) > 5 * tol, (D, tol)
     assert np.all(np.isfinite(t["dC_dlam"].values[1:])) and np.all(t["lam"].values[1:] > t["lam"].values[0])
+    # along the equilibrium path dF = D dλ + C dγ, so dR + λdD + γdC = 0 step by step (midpoint
+    # multipliers): summed over the path, within the equilibration errors of its two ends; and with
+    # C held, Remark 10's dR = −λdD, within that budget plus γ|ΔC|
+    lam, gam, R = t["lam"].values, t["gam"].values, t["R"].values
+    lm, gm = (lam[1:] + lam[:-1]) / 2, (gam[1:] + gam[:-1]) / 2
+    budget = 2 * (t.attrs["R_eq_err"] + lam.max() * t.attrs["D_eq_err"] + gam.max() * t.attrs["C_eq_err"])
+    envelope = np.sum(np.diff(R) + lm * np.diff(D) + gm * np.diff(C))
+    assert abs(envelope) <= budget, (envelope, budget)
+    remark10 = np.sum(np.diff(R) + lm * np.diff(D))
+    assert abs(remark10) <= budget + gam.max() * abs(C[-1] - C[0]), (remark10, budget)
+    assert abs(R[-1] - R[0]) > 4 * budget  # power: the rate moves far more than the budget

@@ -40,16 +40,17 @@ def _objective(model, data):
 
 
 def _descend(opt, values, num_steps: int, trace: bool = False):
-    """params, λ, γ -> params after ``num_steps`` steps of the optax ``opt`` on R + λD + γC (and,
-    with ``trace``, the objective after every step)."""
-    grad = jax.grad(lambda p, lm, gm: values(p, lm, gm)[0])
+    """params, *multipliers -> params after ``num_steps`` steps of the optax ``opt`` on the
+    objective ``values(params, *multipliers)[0]`` (R + λD + γC; and, with ``trace``, the objective
+    after every step)."""
+    grad = jax.grad(lambda p, *m: values(p, *m)[0])
 
-    def run(params, lm, gm):
+    def run(params, *m):
         def step(carry, _):
             p, s = carry
-            updates, s = opt.update(grad(p, lm, gm), s, p)
+            updates, s = opt.update(grad(p, *m), s, p)
             p = optax.apply_updates(p, updates)
-            return (p, s), (values(p, lm, gm)[0] if trace else None)
+            return (p, s), (values(p, *m)[0] if trace else None)
 
         (p, _), out = jax.lax.scan(step, (params, opt.init(params)), None, length=num_steps)
         return (p, out) if trace else p
@@ -57,11 +58,12 @@ def _descend(opt, values, num_steps: int, trace: bool = False):
     return run
 
 
-def _equilibrate(model, data, num_steps: int, eta_max: float):
-    """params, λ, γ -> params after ``num_steps`` Adam steps on R + λD + γC with the schedule
-    η(t) = η_max (t/T)²(1 − t/T)^5 (zero at both ends: the last steps settle)."""
+def _equilibrate(model, data, num_steps: int, eta_max: float, values=None):
+    """params, λ, γ -> params after ``num_steps`` Adam steps on R + λD + γC (or on ``values``)
+    with the schedule η(t) = η_max (t/T)²(1 − t/T)^5 (zero at both ends: the last steps settle)."""
     T = num_steps
-    return _descend(optax.adam(lambda t: eta_max * (t / T) ** 2 * (1 - t / T) ** 5), _objective(model, data), T)
+    values = _objective(model, data) if values is None else values
+    return _descend(optax.adam(lambda t: eta_max * (t / T) ** 2 * (1 - t / T) ** 5), values, T)
 
 
 def equilibrium_surface(model: Model | None, data, lambdas, gammas, *, key, init=None, num_steps: int = 4000,
@@ -151,7 +153,8 @@ class IsoProcess(NamedTuple):
     """An iso-classification run: per step (N + 1 rows, the start first) the multipliers
     ``lam``, ``gam``, the functionals ``R``, ``D``, ``C``, ``F`` at equilibrium, the finite-difference
     derivatives ``dC_dlam``, ``dC_dgam``; attrs ``R_eq_err``, ``D_eq_err``, ``C_eq_err``: how much one
-    more equilibration at the end still moves each (the equilibration error of every row);
+    more equilibration still moves each, the larger of the start's and the end's (the
+    equilibration error of every row);
     ``params`` the final equilibrium."""
 
     table: xr.Dataset
@@ -160,17 +163,19 @@ class IsoProcess(NamedTuple):
 
 def iso_classification(model: Model | None, data, *, lam: float, gam: float, key, num_steps: int = 20,
                        alpha: float = 0.01, h: float = 0.05, equilibration: int = 500, eta_max: float = 2.0,
-                       init=None, init_steps: int = 4000) -> IsoProcess:
+                       init=None, init_steps: int = 4000, settle_rounds: int = 8) -> IsoProcess:
     """The iso-classification process from (λ, γ) = (``lam``, ``gam``): ``num_steps`` Euler steps of
     λ̇ = −α ∂C/∂γ, γ̇ = α ∂C/∂λ (finite differences of step ``h`` in the multipliers, each
     re-equilibrated from the current θ), each followed by ``equilibration`` Adam steps with the
     schedule η(t) = η_max (t/T)²(1 − t/T)^5. θ starts from ``init`` or from ``init_steps`` of
-    Adam (constant rate 0.01) on a draw of the model's init."""
+    Adam (constant rate 0.01) on a draw of the model's init, then ``settle_rounds`` scheduled
+    equilibrations (a start still relaxing shows up in the first steps and in ``*_eq_err``)."""
     model = Model() if model is None else model
     data = jax.tree_util.tree_map(jnp.asarray, _check_data(data))
     check_key(key)
     num_steps = positive_int(num_steps, "num_steps")
     equilibration = positive_int(equilibration, "equilibration", 10)
+    settle_rounds = positive_int(settle_rounds, "settle_rounds", 0)
     for name, v in (("lam", lam), ("gam", gam), ("alpha", alpha), ("h", h), ("eta_max", eta_max)):
         if not (isinstance(v, (int, float)) and np.isfinite(v) and v >= 0) or (name in ("h", "eta_max") and v == 0):
             raise InvalidArgumentError(f"`{name}` must be a finite number >= 0 (h, eta_max > 0), got {v!r}")
@@ -184,7 +189,7 @@ def iso_classification(model: Model | None, data, *, lam: float, gam: float, key
     else:
         p0 = jax.tree_util.tree_map(jnp.asarray, init)
     settle = jax.jit(eq)
-    for _ in range(3):  # one scheduled equilibration does not settle a fresh start
+    for _ in range(settle_rounds):  # one scheduled equilibration does not settle a fresh start
         p0 = settle(p0, jnp.float32(lam), jnp.float32(gam))
     offsets = jnp.array([[h, 0.0], [-h, 0.0], [0.0, h], [0.0, -h]], jnp.float32)
 
@@ -208,10 +213,14 @@ def iso_classification(model: Model | None, data, *, lam: float, gam: float, key
     first = np.array([lam, gam, f0["R"], f0["D"], f0["C"], F0, np.nan, np.nan], np.float64)
     rows = np.vstack([first, np.asarray(rows, np.float64)])
     names = ("lam", "gam", "R", "D", "C", "F", "dC_dlam", "dC_dgam")
-    # the equilibration error: how far one more equilibration at the end still moves C, D, R
-    lm_end, gm_end = jnp.float32(rows[-1, 0]), jnp.float32(rows[-1, 1])
-    again = values(settle(p_end, lm_end, gm_end), lm_end, gm_end)[1]
-    eq_err = {f"{k}_eq_err": float(abs(float(again[k]) - rows[-1, 2 + j])) for j, k in enumerate(("R", "D", "C"))}
+    # the equilibration error: how far one more equilibration still moves R, D, C, at the start
+    # and at the end (the larger of the two)
+    eq_err = {}
+    for p, row in ((p0, rows[0]), (p_end, rows[-1])):
+        lm_, gm_ = jnp.float32(row[0]), jnp.float32(row[1])
+        again = values(settle(p, lm_, gm_), lm_, gm_)[1]
+        for j, k in enumerate(("R", "D", "C")):
+            eq_err[f"{k}_eq_err"] = max(eq_err.get(f"{k}_eq_err", 0.0), float(abs(float(again[k]) - row[2 + j])))
     table = xr.Dataset({k: ("step", rows[:, j]) for j, k in enumerate(names)},
                        coords={"step": np.arange(num_steps + 1)}, attrs={"alpha": alpha, "h": h, "equilibration": equilibration, "eta_max": eta_max, **eq_err})
     return IsoProcess(table, p_end)

@@ -139,6 +139,14 @@ class Model:
         out = per_example(self.full(params), data["x"], data["y"], self.noise)
         return {k: data["weight"] * v for k, v in out.items()}
 
+    def accuracy(self, params, data):
+        """The weighted fraction of ``data`` that the predictive classifier p(y|x) = Σ_z e(z|x)q(y|z)
+        labels right (argmax over y)."""
+        t = tables(self.full(params), self.noise)
+        pred = jnp.argmax(jnp.exp(t["log_e"]) @ jnp.exp(t["log_cls"]), axis=1)  # (x,)
+        right = (pred[data["x"]] == data["y"]).astype(jnp.float32)
+        return jnp.sum(data["weight"] * right) / jnp.sum(data["weight"])
+
     def log_prior(self, params):
         leaves = jax.tree_util.tree_leaves(params)
         sq = sum(jnp.sum(x**2) for x in leaves)

@@ -24,6 +24,9 @@ LOW, HIGH = -4.0, 4.0
 P_Z1 = 0.7
 MU = (-1.0, 1.0)
 TARGET_MI = 0.5  # nats
+# the transfer tasks (therml.transfer): the toy moved two units left, and its mirror image; both label
+# the middle of the input range 1, so their mixtures never disagree about a label
+TRANSFER_MU = {"source": (-3.0, -1.0), "target": (3.0, 1.0)}
 
 
 class Toy(NamedTuple):
@@ -55,20 +58,20 @@ class Toy(NamedTuple):
                 "weight": (n * self.p_xy.ravel()).astype(np.float32)}
 
 
-def bin_probabilities(s: float) -> np.ndarray:
+def bin_probabilities(s: float, mu=MU) -> np.ndarray:
     """p(x | z) as a (2, 30) array: the N(μ_z, s²) mass of each bin, tails folded in."""
     from scipy.stats import norm
 
     edges = np.linspace(LOW, HIGH, NUM_BINS + 1)
     edges[0], edges[-1] = -np.inf, np.inf
-    cdf = norm.cdf((edges[None, :] - np.asarray(MU)[:, None]) / s)
+    cdf = norm.cdf((edges[None, :] - np.asarray(mu, np.float64)[:, None]) / s)
     return np.diff(cdf, axis=1)
 
 
-def joint(s: float) -> np.ndarray:
-    """The exact p(x, y) (30 × 2) at noise scale ``s``."""
+def joint(s: float, mu=MU) -> np.ndarray:
+    """The exact p(x, y) (30 × 2) at noise scale ``s`` (class means ``mu``)."""
     p_z = np.array([1 - P_Z1, P_Z1])
-    return (bin_probabilities(s) * p_z[:, None]).T
+    return (bin_probabilities(s, mu) * p_z[:, None]).T
 
 
 def mutual_information(p_xy) -> float:
@@ -90,15 +93,23 @@ def solve_noise(target_mi: float = TARGET_MI) -> float:
                         xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500))
 
 
-def toy(n: int = 50, *, key) -> Toy:
-    """Appendix B's toy with a dataset of ``n`` i.i.d. pairs drawn with the JAX key ``key``."""
+def toy(n: int = 50, *, key, mu=None) -> Toy:
+    """Appendix B's toy with a dataset of ``n`` i.i.d. pairs drawn with the JAX key ``key``.
+
+    ``mu``: other class means (μ_0, μ_1) on the same 30 bins with the same noise s (solved for
+    Appendix B's means, so I(x; y) is then no longer 0.5 nats): a second task on the same input
+    space, e.g. :data:`TRANSFER_MU`'s tasks for the transfer experiment of :mod:`.transfer`."""
     import jax
     import jax.numpy as jnp
 
     n = positive_int(n, "n")
     check_key(key)
+    if mu is not None:
+        mu = tuple(float(m) for m in np.ravel(mu))
+        if len(mu) != 2 or not all(math.isfinite(m) for m in mu):
+            raise InvalidArgumentError(f"`mu` must be two finite class means (μ_0, μ_1), got {mu!r}")
     s = solve_noise()
-    p = joint(s)
+    p = joint(s, MU if mu is None else mu)
     cells = jax.random.categorical(key, jnp.log(jnp.asarray(p.ravel(), jnp.float32)), shape=(n,))
     cells = np.asarray(cells)
     data = {"x": (cells // 2).astype(np.int32), "y": (cells % 2).astype(np.int32),
