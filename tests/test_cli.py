@@ -195,6 +195,11 @@ def test_llc_command_and_library_give_the_same_estimate(tmp_path, capsys):
     assert est.details["llc_ref_minimum"] == pytest.approx(s["llc_ref_minimum"]["value"], rel=1e-6)
 
 
+def test_therml_usage_errors():
+    assert call(["therml", "--sigmas", "0,1"]) == 2
+
+
+@pytest.mark.slow  # ~2 minutes on 2 cores
 def test_therml_table_files_and_show(tmp_path, capsys):
     """`slt-thermo therml` (tiny run): the table per σ, the eq.-35 check, the train/infinite-data
     table, a results directory that `show` re-prints; with the encoder noise (184 parameters)."""
@@ -213,7 +218,6 @@ def test_therml_table_files_and_show(tmp_path, capsys):
     assert run.betas.size == 5 and {"R", "D", "C", "D_pop"} <= set(run.observable_names) and "enc_alpha" in run
     assert cli.main(["show", str(out / d), "--no-plots"]) == 0
     assert "S = KL(p*‖q)" in capsys.readouterr().out
-    assert call(["therml", "--sigmas", "0,1"]) == 2
 
 
 def test_sgd_usage_errors():
