@@ -17,10 +17,15 @@ learning coefficients and susceptibilities off the per-draw energies.
 from . import errors
 from ._lazy import make_lazy
 from .errors import (
+    ConvergenceWarning,
     DataError,
     InvalidArgumentError,
     LikelihoodError,
+    NumericalError,
+    NumericalWarning,
+    ResultsFileError,
     SLTThermoError,
+    SLTThermoWarning,
     TooFewHealthyChainsError,
 )
 
@@ -51,11 +56,16 @@ __all__ = [
     "ais",
     "bdmc",
     "population_annealing",
+    "ConvergenceWarning",
     "DataError",
     "Estimate",
     "InvalidArgumentError",
     "LikelihoodError",
+    "NumericalError",
+    "NumericalWarning",
+    "ResultsFileError",
     "SLTThermoError",
+    "SLTThermoWarning",
     "Samples",
     "Target",
     "TooFewHealthyChainsError",

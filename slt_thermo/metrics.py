@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._utils import check_beta, positive_int
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, NumericalWarning
 
 DIRECT_MAX_DIM = 16       # up to this d, squared distances are summed coordinate by coordinate
 MEDIAN_MAX_POINTS = 2000  # the median heuristic looks at most at this many (evenly spaced) points
@@ -116,7 +116,7 @@ def _samples_points(samples, name):
     if not healthy.any():
         raise InvalidArgumentError(f"`{name}` has no healthy chain")
     if not healthy.all():
-        warnings.warn(f"`{name}`: dropping {int((~healthy).sum())} unhealthy chain(s)", stacklevel=4)
+        warnings.warn(f"`{name}`: dropping {int((~healthy).sum())} unhealthy chain(s)", NumericalWarning, stacklevel=4)
     parts = [p[healthy] for p in parts]
     return np.concatenate([p.reshape(p.shape[0] * p.shape[1], -1) for p in parts], axis=1)
 

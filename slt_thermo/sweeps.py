@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import xarray as xr
 
-from .errors import InvalidArgumentError
+from .errors import ConvergenceWarning, InvalidArgumentError
 from .thermo import fit_free_energy, free_energy_curve, ladder, rung_stats, ti_free_energy
 
 
@@ -175,7 +175,7 @@ def _warn_unmixed(stats, n, threshold=1.05):
         warnings.warn(
             f"n = {n}: R-hat of nL_n > {threshold} at β = {', '.join(f'{b:.3g}' for b in bad)}; "
             "the chains disagree there and F(β) from them is unreliable (more warmup, more "
-            "chains, or sampler=st.population_annealing)", stacklevel=3)
+            "chains, or sampler=st.population_annealing)", ConvergenceWarning, stacklevel=3)
 
 
 def exact_free_energies(model, data, ns) -> list[float] | None:

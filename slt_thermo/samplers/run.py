@@ -45,7 +45,7 @@ import numpy as np
 
 from .._target_inputs import check_key
 from .._utils import check_beta, positive_int
-from ..errors import InvalidArgumentError
+from ..errors import ConvergenceWarning, InvalidArgumentError, NumericalWarning, SLTThermoWarning
 from ..results import Samples, clean_attrs
 from ..parallel import to_host
 from ..target import Target
@@ -403,7 +403,7 @@ def _keep_params(options: RunOptions, template, num_betas: int) -> bool:
         f"not recording the parameter draws: they would take {size / 2**30:.1f} GiB (2 × β × chains × draws × d: "
         "the Samples and their resumable state); "
         "the run keeps the per-draw energies and observables only. Pass keep_params=True to keep them "
-        "(or record fewer draws: thinning)", stacklevel=4)
+        "(or record fewer draws: thinning)", SLTThermoWarning, stacklevel=4)
     return False
 
 
@@ -462,6 +462,7 @@ def finalize(run_: PreparedRun, state: RunState, interrupted: bool = False) -> S
         warnings.warn(
             f"{unhealthy} of {B * C} (beta, chain) pairs went non-finite and are marked unhealthy; "
             "estimators exclude them",
+            NumericalWarning,
             stacklevel=3,
         )
     samples = Samples(ds)
@@ -514,6 +515,7 @@ def run(config, target: Target, betas, options: RunOptions, *, key, center=None,
         warnings.warn(
             f"sampling interrupted; returning the {sum(r['nll'].shape[0] for r in state.records)} "
             "draws recorded so far (attrs['interrupted'] = 1)",
+            ConvergenceWarning,
             stacklevel=2,
         )
     bar.close()

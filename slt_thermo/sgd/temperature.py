@@ -35,7 +35,7 @@ import numpy as np
 import xarray as xr
 from jax.flatten_util import ravel_pytree
 
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, SLTThermoWarning
 from ..results import Samples
 from ..target import Target
 
@@ -140,7 +140,7 @@ def covariance_matching(traj: Samples, target: Target, w_star) -> Thermometer:
     if not keep.all():
         warnings.warn(f"∇²H(w*) has {int((~keep).sum())} flat direction(s): w* is singular, covariance "
                       "matching uses the other directions only and is not the right thermometer here",
-                      stacklevel=2)
+                      SLTThermoWarning, stacklevel=2)
     kappa, V = kappa[keep], V[:, keep]
     X = _flat_draws(traj) @ V  # (run, draw, d'): coordinates along the eigenvectors
     if X.shape[0] < 2:

@@ -26,7 +26,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .._utils import known_rlct, weighted_least_squares
-from ..errors import InvalidArgumentError
+from ..errors import ConvergenceWarning, InvalidArgumentError, SLTThermoWarning
 from ..results import Estimate, Samples
 from .stats import healthy_draws, rung_stats
 
@@ -62,7 +62,7 @@ def energy_at(samples: Samples, beta: float) -> tuple[float, float, str]:
     if ess < 0.05 * x.size:
         warnings.warn(
             f"reweighting from beta = {betas[i]:.4g} to {beta:.4g} has importance ESS {ess:.0f} of "
-            f"{x.size} draws; sample closer to that β", stacklevel=3,
+            f"{x.size} draws; sample closer to that β", ConvergenceWarning, stacklevel=3,
         )
     return pooled, se, f"reweighted from {betas[i]:.6g}"
 
@@ -122,7 +122,7 @@ def rlct(samples: Samples, method: str = "two_temperature", *, beta0=(1.0, 2.0),
         b = float(all_b[i])
         if abs(b - target) > 0.05 * target:
             warnings.warn(f"specific_heat: nearest rung {b:.4g} is not at the requested β = {target:.4g}",
-                          stacklevel=2)
+                          SLTThermoWarning, stacklevel=2)
         value = b**2 * float(stats["Var"].values[i])
         se = b**2 * float(stats["Var_se"].values[i])
         details.update(beta=b)

@@ -46,7 +46,7 @@ import numpy as np
 import xarray as xr
 from scipy.special import logsumexp
 
-from ..errors import InvalidArgumentError
+from ..errors import ConvergenceWarning, InvalidArgumentError
 from ..results import Samples, ess_mean
 from .stats import healthy_draws
 
@@ -226,7 +226,7 @@ def mbar(u_kn, N_k, *, max_iter: int = 100, tol: float = 1e-10) -> MBARResult:
             layout). The order of the draws does not matter; states with N_k = 0 are unsampled
             states at which f̂ and the weights are wanted.
         N_k: (K,) number of draws from each state; must sum to N.
-        max_iter: Newton iterations at most (a ``UserWarning`` if not converged).
+        max_iter: Newton iterations at most (a :class:`~slt_thermo.ConvergenceWarning` if not converged).
         tol: convergence threshold on max_k |Σ_n W_nk − 1|.
 
     Returns:
@@ -239,7 +239,7 @@ def mbar(u_kn, N_k, *, max_iter: int = 100, tol: float = 1e-10) -> MBARResult:
     f_s, iters, converged = _solve(u[s], Nk[s], max_iter, tol)
     if not converged:
         warnings.warn(f"MBAR did not converge in {max_iter} Newton iterations (tol = {tol:g}); "
-                      "the states may not overlap", stacklevel=2)
+                      "the states may not overlap", ConvergenceWarning, stacklevel=2)
     ld = logsumexp(f_s[:, None] - u[s] + np.log(Nk[s])[:, None], axis=0)
     f = -logsumexp(-u - ld[None, :], axis=1)
     shift = f[0]
@@ -260,7 +260,8 @@ def mbar(u_kn, N_k, *, max_iter: int = 100, tol: float = 1e-10) -> MBARResult:
     keep = order[1:][lam[order[1:]] > _ZERO_EIG]  # drop the structural zero (constant shift of f)
     if keep.size < lam.size - 1 and s.size > 1:
         warnings.warn("MBAR: some states do not overlap with the others (I − W N W^T has more than "
-                      "one zero eigenvalue); their free-energy errors are not meaningful", stacklevel=2)
+                      "one zero eigenvalue); their free-energy errors are not meaningful", ConvergenceWarning,
+                      stacklevel=2)
     inv[keep] = 1.0 / lam[keep]
     core = (Q * inv[None, :]) @ Q.T
     A = U.T @ W

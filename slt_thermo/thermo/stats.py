@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import xarray as xr
 
-from ..errors import InvalidArgumentError, TooFewHealthyChainsError
+from ..errors import InvalidArgumentError, NumericalWarning, TooFewHealthyChainsError
 from ..results import Samples, ess_mean, rhat
 
 
@@ -41,7 +41,8 @@ def healthy_draws(samples: Samples, var: str = "nll", *, min_chains: int = 1) ->
             )
         out.append(values[i][ok])
     if dropped:
-        warnings.warn(f"excluding {dropped} unhealthy (beta, chain) pair(s) from the estimate", stacklevel=3)
+        warnings.warn(f"excluding {dropped} unhealthy (beta, chain) pair(s) from the estimate", NumericalWarning,
+                      stacklevel=3)
     return out
 
 
