@@ -6,6 +6,9 @@
     slt-thermo free-energy --model monomial --param k=1,2 --n 100,300,1000,3000
     slt-thermo llc                       # local learning coefficient λ̂(w*) by SGLD, with diagnostics
     slt-thermo llc --model my_net.py:make_model --center trained.npz
+    slt-thermo therml                    # TherML's σS posterior on its toy: R, D, C, S, J vs σ
+    slt-thermo iso                       # Gao & Chaudhari's iso-classification process and transfer
+    slt-thermo sgd                       # SGD against tempered posteriors: β̂ four ways
     slt-thermo models                    # the zoo, with exact λ and m
     slt-thermo show results/rlct-…       # re-print and re-plot a saved run
     slt-thermo demo                      # tempered NUTS on linear regression vs the exact E^β[nL_n]
@@ -38,6 +41,7 @@ COMMANDS = {
     "models": "models",
     "show": "show",
     "therml": "therml",
+    "iso": "iso",
     "sgd": "sgd",
     "demo": "demo",
 }
