@@ -1,0 +1,158 @@
+"""LLC accuracy on a suite of deep linear networks against Aoyagi's λ (issue 25).
+
+The suite follows Lau et al.'s protocol for deep linear networks (arXiv:2308.12108, §6): depth
+2–6 layers, widths 2–50, a random true rank r (1 ≤ r ≤ the narrowest width), n from 1e3 to 1e5,
+drawn from one seeded generator (``--suite-seed``); λ and m from ``exact.rlct_dln``. Each network
+is trained nowhere: w* is its true parameter and the data are ``model.simulate`` (noisy, the CLI's
+data), so λ̂(w*) is expected ~β·ΔH below λ (w* is not a minimum of L_n): the table also shows
+``llc_ref_minimum`` = λ̂ + β·ΔH, which is what λ should be compared with.
+
+For each network and each policy (``--policies``; ``default`` is ``st.llc``'s defaults, i.e. what
+``slt-thermo llc`` runs), the table gives λ̂ ± se, the relative error of λ̂ + β·ΔH against λ,
+its z-score (error / se), whether the run flagged itself (``problems``: drift, R-hat, γ
+sensitivity, ...), the wall time and the gradient evaluations (SGLD chain-steps over every
+step-size attempt). The summary gives what issue 25 asks of the defaults: the median |relative
+error|, the fraction within 10%, the error bar's coverage (fraction |z| < 2), and the runs that
+flagged themselves.
+
+    python benchmarks/llc_accuracy.py --quick                 # 4 small nets, default policy (minutes)
+    python benchmarks/llc_accuracy.py                         # 20 nets (an hour or more on 2 cores)
+    python benchmarks/llc_accuracy.py --policies default gamma1_rmsprop
+    python benchmarks/llc_accuracy.py --from-json benchmarks/results/llc_accuracy.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from _machine import load_avg, machine_info
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MAX_PARAMS = 4000  # 2 CPU cores: larger nets take too long per run for a 20-net suite
+
+# name -> st.llc keywords on top of its defaults
+POLICIES = {
+    "default": {},
+    "gamma1_rmsprop": dict(gamma=1.0, preconditioner="rmsprop", step_size="sweep", num_steps=5000, num_burnin=1000),
+}
+
+
+def suite(num_nets: int, seed: int, quick: bool) -> list[dict]:
+    """``num_nets`` deep linear networks: depth, widths, rank and n from one seeded generator
+    (resampled while a net has more than MAX_PARAMS parameters)."""
+    rng = np.random.default_rng(seed)
+    nets = []
+    while len(nets) < num_nets:
+        depth = int(rng.integers(2, 4 if quick else 7))
+        widths = [int(round(math.exp(rng.uniform(math.log(2), math.log(8 if quick else 50))))) for _ in range(depth + 1)]
+        d = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+        if d > (200 if quick else MAX_PARAMS):
+            continue
+        r = int(rng.integers(1, min(widths) + 1))
+        n = int(round(10 ** rng.uniform(3, 3.5 if quick else 5)))
+        nets.append({"widths": widths, "r": r, "n": n, "num_params": d, "seed": len(nets)})
+    return nets
+
+
+def run_one(net: dict, policy: str) -> dict:
+    import jax
+
+    import slt_thermo as st
+    from slt_thermo import models
+    from slt_thermo.exact import rlct_dln
+
+    model = models.deep_linear(tuple(net["widths"]), net["r"], seed=net["seed"])
+    exact = rlct_dln(net["widths"], net["r"])
+    lam = float(exact.lam)
+    target = st.Target(model, model.simulate(jax.random.PRNGKey(net["seed"]), net["n"]))
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = st.llc(target, model.true_params, key=jax.random.PRNGKey(100 + net["seed"]), progress=False,
+                     **POLICIES[policy])
+    wall = time.perf_counter() - t0
+    d = est.details
+    attempts = d["step_size_policy"].get("attempts", [{}])
+    steps = POLICIES[policy].get("num_steps", 2000)
+    chains = POLICIES[policy].get("num_chains", 8)
+    ref = d.get("llc_ref_minimum")
+    value = est.value if ref is None else ref
+    return {**net, "policy": policy, "lam": lam, "m": int(exact.m), "llc": est.value, "se": est.stderr,
+            "llc_ref_minimum": ref, "rel_err": (value - lam) / lam, "z": (value - lam) / est.stderr,
+            "rhat": d.get("rhat"), "drift_z": d.get("drift_z"), "gamma_sensitivity": d.get("gamma_sensitivity"),
+            "step_size": d["step_size_policy"]["step_size"], "attempts": len(attempts),
+            "grad_evals": len(attempts) * steps * chains, "wall_s": wall,
+            "problems": list(d.get("problems", [])),
+            "warnings": sorted({str(w.message)[:120] for w in caught})}
+
+
+def summary(rows: list[dict]) -> dict:
+    out = {}
+    for policy in sorted({r["policy"] for r in rows}):
+        rs = [r for r in rows if r["policy"] == policy and math.isfinite(r["rel_err"])]
+        err = np.abs([r["rel_err"] for r in rs])
+        out[policy] = {"nets": len(rs), "median_abs_rel_err": float(np.median(err)),
+                       "within_10pct": float(np.mean(err <= 0.10)), "within_5pct": float(np.mean(err <= 0.05)),
+                       "coverage_z2": float(np.mean(np.abs([r["z"] for r in rs]) < 2)),
+                       "flagged": sum(bool(r["problems"]) for r in rs),
+                       "wall_s": float(sum(r["wall_s"] for r in rs)),
+                       "grad_evals": int(sum(r["grad_evals"] for r in rs))}
+    return out
+
+
+def print_table(rows, summ):
+    print(f"{'policy':16s} {'widths':22s} {'r':>2s} {'n':>6s} {'d':>5s} {'λ':>6s} {'λ̂':>7s} {'se':>5s} "
+          f"{'λ̂+βΔH':>7s} {'rel':>6s} {'z':>6s} {'wall':>6s}  flags")
+    for r in rows:
+        ref = r["llc_ref_minimum"] if r["llc_ref_minimum"] is not None else float("nan")
+        print(f"{r['policy']:16s} {str(r['widths']):22s} {r['r']:2d} {r['n']:6d} {r['num_params']:5d} "
+              f"{r['lam']:6.2f} {r['llc']:7.2f} {r['se']:5.2f} {ref:7.2f} {r['rel_err']:+6.1%} {r['z']:+6.1f} "
+              f"{r['wall_s']:6.0f}  {'; '.join(p[:40] for p in r['problems'])}")
+    for policy, s in summ.items():
+        print(f"\n{policy}: {s['nets']} nets, median |rel err| {s['median_abs_rel_err']:.1%}, within 10%: "
+              f"{s['within_10pct']:.0%}, within 5%: {s['within_5pct']:.0%}, coverage |z|<2: {s['coverage_z2']:.0%}, "
+              f"flagged {s['flagged']}, {s['wall_s']:.0f} s, {s['grad_evals']:.3g} gradient evaluations")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="4 small nets at n ≈ 1e3")
+    p.add_argument("--nets", type=int, default=None, help="number of networks (default 20, quick 4)")
+    p.add_argument("--suite-seed", type=int, default=0)
+    p.add_argument("--policies", nargs="+", default=["default"], choices=sorted(POLICIES))
+    p.add_argument("--json", default=str(RESULTS / "llc_accuracy.json"))
+    p.add_argument("--from-json", default=None, help="re-print a saved result; runs nothing")
+    args = p.parse_args(argv)
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        print_table(saved["rows"], saved["summary"])
+        return 0
+    nets = suite(args.nets or (4 if args.quick else 20), args.suite_seed, args.quick)
+    rows = []
+    for net in nets:
+        for policy in args.policies:
+            row = run_one(net, policy)
+            rows.append(row)
+            print(f"{policy}: {net['widths']} r={net['r']} n={net['n']}: λ = {row['lam']:.2f}, "
+                  f"λ̂ = {row['llc']:.2f} ± {row['se']:.2f} (+βΔH: {row['llc_ref_minimum']}), {row['wall_s']:.0f} s",
+                  flush=True)
+    summ = summary(rows)
+    print_table(rows, summ)
+    out = {"machine": machine_info(), "load_avg": load_avg(), "argv": sys.argv, "rows": rows, "summary": summ}
+    os.makedirs(os.path.dirname(args.json), exist_ok=True)
+    Path(args.json).write_text(json.dumps(out, indent=1, default=str))
+    print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
