@@ -476,6 +476,72 @@ def test_run_options(gauss):
                              options=st.RunOptions(checkpoint=123, progress=False))
 
 
+# ------------------------------------------------------------------------------ non-finite energies
+def _nan_target(where):
+    """The regression of ``_ff_log_likelihood`` with a log-likelihood that is NaN where
+    ``where(w)`` (finite at the init w = (−0.5, 0), which Target validates)."""
+    X = jax.random.normal(jax.random.PRNGKey(40), (20, 2))
+    data = {"x": X, "y": X @ jnp.array([-0.5, 0.3])}
+
+    def log_likelihood(p, d):
+        return jnp.where(where(p["w"]), jnp.nan, _ff_log_likelihood(p, d))
+
+    return st.Target.from_functions(
+        _ff_log_prior, log_likelihood, data, init=lambda key: {"w": jnp.array([-0.5, 0.0])},
+        sample_prior=lambda key: {"w": jax.random.normal(key, (2,))})
+
+
+NAN_LADDER = np.array([0.0, 0.1, 0.4, 1.0])
+
+
+def test_pa_and_ais_count_and_drop_non_finite_particles():
+    """NaN on half of parameter space (w_0 > 0): about half of the prior draws are dropped at
+    β_0, counted per rung and in attrs, with a NumericalWarning; what is left is finite."""
+    target = _nan_target(lambda w: w[0] > 0)
+    R, M = 64, 2
+    with pytest.warns(st.NumericalWarning, match="non-finite particle energies") as rec:
+        pa = population_annealing(target, num_particles=R, num_runs=M, betas=NAN_LADDER, mcmc_steps=1,
+                                  key=jax.random.PRNGKey(41), progress=False)
+    assert not any(issubclass(w.category, st.ConvergenceWarning) for w in rec)
+    counts = pa.rungs["num_nonfinite"]
+    assert counts.dims == ("run", "beta") and counts.dtype.kind == "i"
+    assert np.all((counts.values[:, 0] > R // 4) & (counts.values[:, 0] < 3 * R // 4))
+    assert np.all(counts.values[:, 1:] == 0)  # resampled away; the moves reject NaN proposals
+    assert pa.attrs["num_nonfinite"] == int(counts.values.sum())
+    assert pa.log_z.details["num_nonfinite"] == pa.attrs["num_nonfinite"]
+    assert np.isfinite(pa.log_z.value) and np.isfinite(pa.log_z.stderr)
+    assert np.all(pa.samples["w"].values[..., 0] <= 0) and pa.samples.healthy.values.all()
+
+    with pytest.warns(st.NumericalWarning, match="ais: .* non-finite particle energies"):
+        res = ais(target, betas=NAN_LADDER, num_chains=R, mcmc_steps=1, key=jax.random.PRNGKey(42),
+                  progress=False)
+    counts = res.rungs["num_nonfinite"].values
+    assert counts[0, 0] > R // 4 and np.all(counts == counts[:, :1])  # AIS keeps them, at weight 0
+    assert np.sum(np.isneginf(res.log_weights)) == counts[0, -1]
+    assert np.isfinite(res.log_z.value)
+
+    with pytest.warns(st.NumericalWarning, match="ais: "):  # BDMC: its forward AIS pass
+        both = bdmc(target, betas=NAN_LADDER, num_chains=R, exact_sample={"w": jnp.array([-0.5, 0.3])},
+                    mcmc_steps=1, key=jax.random.PRNGKey(44), progress=False)
+    dropped = int(np.sum(np.isneginf(both.forward.log_weights)))
+    assert dropped > 0 and both.lower.details["num_nonfinite"] == dropped
+    assert both.lower.value == -np.inf  # still a lower bound; the count says why it is useless
+    assert both.upper.details["num_nonfinite"] == 0 and np.isfinite(both.upper.value)
+
+
+@pytest.mark.parametrize("method", ["population_annealing", "population_annealing_adaptive", "ais"])
+def test_no_finite_particle_raises(method):
+    """NaN wherever the prior draws land (everywhere but the init point): a clear error."""
+    target = _nan_target(lambda w: jnp.any(w != jnp.array([-0.5, 0.0])))
+    key = jax.random.PRNGKey(43)
+    with pytest.raises(st.NumericalError, match="every particle of run 0 has a non-finite energy"):
+        if method == "ais":
+            ais(target, betas=NAN_LADDER, num_chains=16, key=key, progress=False)
+        else:
+            betas = None if method.endswith("adaptive") else NAN_LADDER
+            population_annealing(target, num_particles=16, betas=betas, key=key, progress=False)
+
+
 # ------------------------------------------------------------------------------ slow
 @pytest.mark.slow
 def test_pa_agrees_with_thermodynamic_integration(linreg, pa_linreg):

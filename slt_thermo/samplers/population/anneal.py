@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+import warnings
 from typing import Any, NamedTuple
 
 import jax
@@ -17,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import logsumexp as _np_logsumexp
 
-from ...errors import InvalidArgumentError, SLTThermoError
+from ...errors import InvalidArgumentError, NumericalError, NumericalWarning, SLTThermoError
 from ...target import Target
 from ..run import _progress_bar
 from .moves import _Spec
@@ -89,7 +90,7 @@ def _next_dbeta(H, beta, beta_max, target_ess):
     H = np.where(np.isfinite(H), H, np.inf)
     finite = np.isfinite(H).sum(axis=1)
     if np.any(finite == 0):
-        raise AnnealingStalledError(f"every particle of a run has a non-finite energy at β = {beta:.6g}")
+        raise NumericalError(f"every particle of a run has a non-finite energy at β = {beta:.6g}")
     X = H - H.min(axis=1, keepdims=True)
 
     def frac(d):
@@ -161,6 +162,37 @@ def _anneal_begin(ctx: _Ctx, u0, start_beta, fingerprint) -> AnnealState:
                        float(start_beta), 0.0, fingerprint)
 
 
+def _check_alive(ctx: _Ctx, st: AnnealState) -> None:
+    """Raise :class:`~slt_thermo.errors.NumericalError` when a run has no particle left with a
+    finite energy and a non-zero weight: its log Ẑ and rung statistics would be NaN."""
+    H, logw = np.asarray(st.particles.H), np.asarray(st.particles.logw)
+    alive = np.sum(np.isfinite(H) & np.isfinite(logw), axis=1)
+    dead = np.flatnonzero(alive == 0)
+    if dead.size:
+        raise NumericalError(
+            f"{ctx.method}: every particle of run {int(dead[0])} has a non-finite energy (or zero "
+            f"weight) at β = {st.beta:.6g}, so there is nothing finite to estimate from; the "
+            "log-likelihood (or the prior's support) is NaN/inf wherever the particles are: check "
+            "the model and the initial particles")
+
+
+def _warn_nonfinite(rungs) -> None:
+    """One :class:`~slt_thermo.NumericalWarning` summing up the particles whose energy was
+    non-finite (``rungs["num_nonfinite"]``, run × beta), when there were any."""
+    counts = rungs["num_nonfinite"].values
+    total = int(counts.sum())
+    if not total:
+        return
+    worst = counts.max(axis=0)
+    k = int(np.argmax(worst))
+    warnings.warn(
+        f"{rungs.attrs['method']}: {total} non-finite particle energies at {int((worst > 0).sum())} of "
+        f"{counts.shape[1]} rungs (at most {int(worst[k])} of the {rungs.attrs['num_particles']} "
+        f"particles of a run, at β = {float(rungs['beta'][k]):.4g}); those particles got zero weight "
+        "and were dropped from log Z and the rung statistics (rungs['num_nonfinite'])",
+        NumericalWarning, stacklevel=5)
+
+
 def _anneal_done(ctx: _Ctx, st: AnnealState) -> bool:
     if ctx.betas is not None:
         return st.k + 1 >= len(ctx.betas)
@@ -229,8 +261,9 @@ def _anneal(target, spec, *, betas, beta_max, target_ess, max_rungs, num_runs, k
             sweeps, tunings=None, progress, method, attrs, start_beta=0.0, max_chunks=None,
             resume=None, devices=None, checkpoint=None):
     """Run the rung loop (from ``resume`` when given, for at most ``max_chunks`` rungs); returns
-    an AnnealingResult (raises AnnealingStalledError on a stall). With a ``checkpoint``
-    directory the state is written after every rung and read back when the run starts."""
+    an AnnealingResult (raises AnnealingStalledError on a stall, NumericalError when a run has no
+    finite particle left; warns when particles were dropped for a non-finite energy). With a
+    ``checkpoint`` directory the state is written after every rung and read back when the run starts."""
     M, R = num_runs, spec.num_particles
     k_rungs, k_final = jax.random.split(key)
     template = target.to_unconstrained(jax.tree_util.tree_map(lambda x: x[0, 0], params0))
@@ -261,8 +294,10 @@ def _anneal(target, spec, *, betas, beta_max, target_ess, max_rungs, num_runs, k
     bar.update(st.k)
     done = 0
     try:
+        _check_alive(ctx, st)
         while not _anneal_done(ctx, st) and (max_chunks is None or done < max_chunks):
             st = _anneal_step(ctx, st)
+            _check_alive(ctx, st)
             done += 1
             if checkpoint is not None:
                 from ...io import save_state
@@ -271,9 +306,11 @@ def _anneal(target, spec, *, betas, beta_max, target_ess, max_rungs, num_runs, k
             bar.update(1)
             bar.set_postfix_str(f"β={st.beta:.4g}")
     except AnnealingStalledError as err:
-        bar.close()
         if st.k > 0:
             err.partial = _collect(ctx, st, _anneal_done(ctx, st))
         raise
-    bar.close()
-    return _collect(ctx, st, _anneal_done(ctx, st))
+    finally:
+        bar.close()
+    result = _collect(ctx, st, _anneal_done(ctx, st))
+    _warn_nonfinite(result.rungs)
+    return result

@@ -43,6 +43,12 @@ class AnnealingResult:
               (NaN at β_0); ``rho_f_delta`` (run, beta): Σ_{l≤k}(R/ESS_l − 1);
             - ``families`` (surviving families), ``families_eff`` (e^{S_f}), ``rho_t``
               (R Σ ν_i²) per (run, beta); ``acceptance_rate``, ``step_size``, ``grad_evals``;
+            - ``num_nonfinite`` (run, beta): particles whose energy is non-finite at the rung
+              (after its move; at β_0 the initial ones). They get zero weight: PA resamples them
+              away, AIS keeps them at weight 0, and the rung statistics leave them out; the run
+              warns (:class:`~slt_thermo.NumericalWarning`) when any were dropped, and raises
+              :class:`~slt_thermo.errors.NumericalError` when a run has none finite.
+              ``attrs["num_nonfinite"]`` is the sum over runs and rungs;
             - when the target declares observables (coordinate ``observable``, their names):
               ``obs_mean`` (beta, observable), the weighted E^β[A] combined across runs like
               ``E``; ``obs_mean_se`` its standard error like ``E_se`` (family-clustered within a
@@ -82,7 +88,8 @@ class AnnealingResult:
         """log Ẑ at the last rung, with its standard error."""
         r = self.rungs.isel(beta=-1)
         details = {k: self.rungs.attrs[k] for k in ("num_runs", "num_particles", "grad_evals",
-                                                    "rho_f_runs", "rho_f_delta", "rho_t", "method")
+                                                    "rho_f_runs", "rho_f_delta", "rho_t", "method",
+                                                    "num_nonfinite")
                    if k in self.rungs.attrs}
         details.update(beta=float(r["beta"]), stderr_within=float(r["log_z_se_within"]),
                        num_rungs=int(self.rungs.sizes["beta"]))
@@ -137,10 +144,15 @@ def _bdmc_result(fwd: AnnealingResult, rev: AnnealingResult) -> BDMCResult:
     lw_f = fwd.log_weights.reshape(-1)
     lw_r = rev.log_weights.reshape(-1)
     n_f, n_r = lw_f.size, lw_r.size
-    lower = Estimate(float(np.mean(lw_f)), float(np.std(lw_f, ddof=1) / math.sqrt(n_f)),
-                     method="bdmc/forward_mean_log_w", details={"num_chains": n_f})
-    upper = Estimate(float(np.mean(-lw_r)), float(np.std(lw_r, ddof=1) / math.sqrt(n_r)),
-                     method="bdmc/reverse_mean_log_w", details={"num_chains": n_r})
+    # a chain that met a non-finite energy has log w = −inf: the bound stays a bound (−inf / +inf),
+    # and the details count such chains (both passes have warned)
+    bad_f, bad_r = int(np.sum(~np.isfinite(lw_f))), int(np.sum(~np.isfinite(lw_r)))
+    with np.errstate(invalid="ignore"):  # the spread of a −inf is NaN, said by the count
+        sd_f, sd_r = float(np.std(lw_f, ddof=1)), float(np.std(lw_r, ddof=1))
+    lower = Estimate(float(np.mean(lw_f)), sd_f / math.sqrt(n_f),
+                     method="bdmc/forward_mean_log_w", details={"num_chains": n_f, "num_nonfinite": bad_f})
+    upper = Estimate(float(np.mean(-lw_r)), sd_r / math.sqrt(n_r),
+                     method="bdmc/reverse_mean_log_w", details={"num_chains": n_r, "num_nonfinite": bad_r})
     lf = fwd.log_z
     lr = rev.log_z
     lower_lme = Estimate(lf.value, lf.stderr, method="bdmc/forward_log_mean_w", details=lf.details)
@@ -186,6 +198,7 @@ def _rungs_meta(ctx: _Ctx, st: AnnealState, A, rho_f_delta, complete) -> dict:
         "population": ctx.target.is_population, "num_particles": R, "num_runs": M,
         "mcmc": spec.kind, "resampling": spec.scheme, "precondition": spec.precondition,
         "num_rungs": len(st.ladder), "grad_evals": int(np.sum(A["grad_evals"])),
+        "num_nonfinite": int(np.sum(A["nonfinite"])),
         "rho_f_delta": float(np.mean(rho_f_delta[:, -1])), "rho_t": float(np.mean(A["rho_t"][:, -1])),
         "wall_time_s": st.wall_time_s, "complete": complete,
         "observable_names": ",".join(ctx.target.observable_names), "slt_thermo_version": package_version(),
@@ -226,7 +239,7 @@ def _rungs_dataset(ctx: _Ctx, st: AnnealState, complete: bool) -> xr.Dataset:
             "E_run": (rb, E_run), "Var_run": (rb, Var_run), "E_se_run": (rb, np.sqrt(A["E_var_run"])),
             "ess": (rb, ess), "ess_frac": (rb, ess / R), "rho_f_delta": (rb, rho_f_delta),
             "families": (rb, A["families"]), "families_eff": (rb, A["families_eff"]),
-            "rho_t": (rb, A["rho_t"]), "nonfinite": (rb, A["nonfinite"]),
+            "rho_t": (rb, A["rho_t"]), "num_nonfinite": (rb, A["nonfinite"].astype(np.int64)),
             "acceptance_rate": (rb, A["acceptance_rate"]), "step_size": (rb, A["step_size"]),
             "grad_evals": (rb, A["grad_evals"]), **_observable_vars(A, wr, names),
         },
