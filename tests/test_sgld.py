@@ -115,6 +115,25 @@ def test_llc_on_monomials_within_two_standard_errors(k, step_size):
     assert "MALA acc" in repr(est)
 
 
+def test_llc_auto_steps_runs_until_converged_or_says_the_budget_ended():
+    """num_steps='auto': on K = w⁴ (λ = 1/4 exactly, any n) the run extends block by block until its
+    second half passes R-hat, drift and ESS, then λ̂ (the second half's) is within 4 se of λ; with a
+    budget too small to converge in, it stops after one block and warns which way λ̂ is off."""
+    m = models.monomial(2)
+    t = st.Target.population(m, 10_000)
+    kw = dict(step_size=1e-3, gamma=0.0, num_chains=4, key=jax.random.PRNGKey(44), progress=False)
+    est = st.llc(t, m.true_params, num_steps="auto", **kw)
+    auto = est.details["auto"]
+    assert auto["converged"] and auto["checks"]["ess"] >= 400 and auto["steps"] >= 2000, auto
+    assert abs(est.value - 0.25) < 4 * est.stderr, repr(est)
+    with pytest.warns(UserWarning, match="budget .*max_seconds.* ended"):
+        short = st.llc(t, m.true_params, num_steps="auto", max_seconds=1e-9, num_burnin=0,
+                       **{**kw, "step_size": 1e-5})  # far too small a step to converge in one block
+    assert not short.details["auto"]["converged"] and short.details["auto"]["budget"] == "time"
+    with pytest.raises(st.InvalidArgumentError, match="num_steps"):
+        st.llc(t, m.true_params, num_steps="long", **kw)
+
+
 def test_check_equilibration_keeps_the_estimate_and_agrees_when_mixed():
     """``check_equilibration`` adds hot-started chains but leaves λ̂ (same key: identical); on
     K = w⁶, where SGLD at this ε mixes (test above), both groups agree within 4 se and the hot

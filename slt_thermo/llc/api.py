@@ -12,6 +12,7 @@ burn-in is excluded.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 
@@ -30,6 +31,10 @@ from .step_size import AUTO_ACCEPT, AUTO_MAX_HALVINGS, auto_step, default_beta, 
 
 HOT_START_HEAT = 16.0  # check_equilibration: the extra chains start from a run at β / this
 DEFAULT_THINNING = 10  # the full-data nL_n is recorded every this many steps after burn-in
+# num_steps="auto": blocks of AUTO_BLOCK steps until the second half of the draws so far passes
+AUTO_BLOCK = 2000
+AUTO_MAX_STEPS = 50_000  # the default budget (steps per chain)
+AUTO_RHAT, AUTO_DRIFT_Z, AUTO_ESS = 1.05, 2.0, 400  # stricter than the warnings' DRIFT_Z = 4
 
 
 def llc(
@@ -41,8 +46,10 @@ def llc(
     step_size: float | str = "auto",
     gamma: float = 100.0,
     num_chains: int = 8,
-    num_steps: int = 2000,
+    num_steps: int | str = 2000,
     num_burnin: int = 400,
+    max_steps: int = AUTO_MAX_STEPS,
+    max_seconds: float | None = None,
     batch_size: int | None = None,
     preconditioner: str | None = None,
     control_variate: bool = False,
@@ -96,7 +103,14 @@ def llc(
         thinning, eval_full_nll_every: which steps after burn-in are kept and what nll they hold.
             Default: every 10th step, with the full-data nL_n. ``eval_full_nll_every=k``: every
             k-th, full data; ``thinning=k`` alone: every k-th, SGLD's minibatch estimate.
-        num_chains, num_steps, num_burnin, diagnose_every, progress, devices: as in
+        num_steps: steps per chain, burn-in included, or ``"auto"``: the chains run in blocks of
+            2000 steps until the second half of the draws so far (the first half is burn-in)
+            passes R-hat ≤ 1.05, |drift z| ≤ 2 (nL_n and ‖w − w*‖²) and ESS ≥ 400, or the
+            budget ``max_steps`` (per chain; default 50 000) or ``max_seconds`` ends; then
+            ``details["auto"]`` says which (``converged``, ``steps``, ``checks``) and an
+            unconverged estimate warns which way it is biased (chains started at w* spread
+            outward: a run still drifting up is a lower bound). λ̂ is then the second half's.
+        num_chains, num_burnin, diagnose_every, progress, devices: as in
             :func:`~slt_thermo.sample_sgld` (the MALA check runs on at most 50 draws per chain
             unless ``diagnose_every`` says otherwise; ``devices`` splits the chains over devices).
         checkpoint: a directory: every SGLD run of the call (each step-size attempt, the hot-start
@@ -120,6 +134,13 @@ def llc(
     beta = default_beta(target) if beta is None else check_beta(beta, positive=True)
     if not isinstance(beta, float):
         raise InvalidArgumentError(f"`beta` must be a number, got {beta!r}")
+    auto = num_steps == "auto"
+    if auto:
+        max_steps = _positive_int(max_steps, "max_steps", AUTO_BLOCK)
+        if max_seconds is not None and not (isinstance(max_seconds, (int, float)) and max_seconds > 0):
+            raise InvalidArgumentError(f"`max_seconds` must be a positive number or None, got {max_seconds!r}")
+    elif isinstance(num_steps, str):
+        raise InvalidArgumentError(f"`num_steps` must be an integer or 'auto', got {num_steps!r}")
     batch_size = target.n if batch_size is None else batch_size
     if thinning is None and eval_full_nll_every is None:
         eval_full_nll_every = DEFAULT_THINNING
@@ -128,18 +149,31 @@ def llc(
     key_tune, key_run = jax.random.split(key)
     step = first_step(step_size, target, center, key=key_tune, beta=beta, gamma=gamma, batch_size=batch_size,
                       preconditioner=preconditioner, control_variate=control_variate, progress=progress)
-    run_kw = dict(num_steps=num_steps, num_burnin=num_burnin, batch_size=batch_size, center=center,
+    run_kw = dict(num_steps=max_steps if auto else num_steps, num_burnin=num_burnin, batch_size=batch_size, center=center,
                   gamma=gamma, preconditioner=preconditioner, control_variate=control_variate,
                   thinning=1 if thinning is None else thinning, eval_full_nll_every=eval_full_nll_every,
                   progress=progress, keep_params=False, diagnose_every=diagnose_every, devices=devices)
+    first = _Blocks(checkpoint, auto, num_burnin, run_kw["eval_full_nll_every"] or run_kw["thinning"])
+    if auto and diagnose_every is None:  # MALA checks spread over each block, not over the budget
+        run_kw["diagnose_every"] = max(1, first.draws // 8)
     est, step = _sample_until_accepted(target, center, beta, num_chains, key_run, run_kw, step, nll_center,
-                                       checkpoint)
+                                       first)
     run_kw["step_size"] = step["step_size"]
+    if auto:
+        est = _extend_until_converged(target, center, beta, num_chains, key_run, run_kw, est, nll_center,
+                                      first, max_seconds)
     if check_equilibration:
+        if auto:  # the hot chains run as long as the main run did; both compared on their second halves
+            run_kw["num_steps"] = est.details["auto"]["steps"]
         hot = _hot_started_run(target, center, beta, max(1, num_chains // 2),
                                jax.random.fold_in(key_run, 1), run_kw, checkpoint)
+        auto_info = est.details.get("auto")
         est = llc_from_samples(est.details["samples"], nll_center, beta=beta, num_params=num_params(center),
                                hot_start=hot, warn=False)
+        if auto_info is not None:
+            est.details["auto"] = auto_info
+            if not auto_info["converged"]:
+                est.details["problems"].insert(0, auto_info["problem"])
     for p in est.details["problems"]:
         warnings.warn(f"llc: {p}", stacklevel=2)
     nm = nearest_minimum(target, center)
@@ -148,7 +182,7 @@ def llc(
     return est
 
 
-def _sample_until_accepted(target, center, beta, num_chains, key, run_kw, step, nll_center, checkpoint=None):
+def _sample_until_accepted(target, center, beta, num_chains, key, run_kw, step, nll_center, blocks=None):
     """One run at ``step``; under ``auto``, halve ε and run again while the run fails its checks
     (finite chains, MALA acceptance >= AUTO_ACCEPT, predicted ε-bias <= PREDICTED_BIAS of λ̂), at
     most AUTO_MAX_HALVINGS times. The last run's warnings are re-emitted (problems excluded: the
@@ -161,7 +195,7 @@ def _sample_until_accepted(target, center, beta, num_chains, key, run_kw, step, 
             try:
                 s = sample_sgld(target, [beta], num_chains=num_chains, key=key, init=center,
                                 step_size=step["step_size"],
-                                options=_checkpointed(checkpoint, f"attempt-{len(attempts)}"), **run_kw)
+                                options=(blocks or _Blocks()).first(f"attempt-{len(attempts)}"), **run_kw)
                 est = llc_from_samples(s, nll_center, beta=beta, num_params=num_params(center), warn=False)
                 acc, bad, bias = (est.details[k] for k in ("mala_accept", "unhealthy", "predicted_bias"))
             except SLTThermoError:
@@ -210,3 +244,81 @@ def _checkpointed(checkpoint, name) -> RunOptions | None:
     if not isinstance(checkpoint, (str, os.PathLike)):
         raise InvalidArgumentError(f"`checkpoint` must be a directory path, got {type(checkpoint).__name__}")
     return RunOptions(checkpoint=os.path.join(os.fspath(checkpoint), name))
+
+
+class _Blocks:
+    """How the runs of one llc call are cut: with ``auto``, a run is planned for the whole budget
+    and stopped after its burn-in and first AUTO_BLOCK steps (``max_chunks``), to be continued
+    AUTO_BLOCK steps at a time; with a ``checkpoint``, each run writes its state under its own
+    subdirectory. The driver counts ticks: one per burn-in step, one per recorded draw (``every``
+    steps) after it."""
+
+    def __init__(self, checkpoint=None, auto: bool = False, burnin: int = 0, every: int = 1):
+        self.checkpoint, self.auto, self.name = checkpoint, auto, None
+        self.draws = max(4, AUTO_BLOCK // every)  # ticks of one block after burn-in
+        self.chunk = self.draws // 4
+        self.first_chunks = math.ceil((burnin + self.draws) / self.chunk)
+
+    def first(self, name) -> RunOptions | None:
+        self.name = name
+        opts = _checkpointed(self.checkpoint, name)
+        if not self.auto:
+            return opts
+        return (opts or RunOptions()).replace(chunk_size=self.chunk, max_chunks=self.first_chunks)
+
+    def more(self, samples) -> RunOptions:
+        opts = _checkpointed(self.checkpoint, self.name) or RunOptions()
+        return opts.replace(chunk_size=self.chunk, max_chunks=4,
+                            resume=None if self.checkpoint is not None else samples.state)
+
+
+def _second_half(samples: Samples) -> Samples:
+    """The draws so far, less the first half (the auto run's burn-in)."""
+    k = samples.num_draws // 2
+    return Samples(samples.ds.isel(draw=slice(k, None)))
+
+
+def _auto_checks(est) -> dict:
+    d = est.details
+    return {"rhat": d["rhat"], "drift_z": d["drift_z"], "drift_z_distance": d["drift_z_distance"],
+            "ess": d["ess"], "passed": bool(d["rhat"] <= AUTO_RHAT and abs(d["drift_z"]) <= AUTO_DRIFT_Z
+                                            and not abs(d["drift_z_distance"]) > AUTO_DRIFT_Z
+                                            and d["ess"] >= AUTO_ESS)}
+
+
+def _extend_until_converged(target, center, beta, num_chains, key, run_kw, est, nll_center, blocks,
+                            max_seconds) -> Estimate:
+    """Continue the accepted auto run block by block until its second half passes the checks or
+    the budget ends; the estimate of the second half, with ``details["auto"]``."""
+    import time
+
+    samples = est.details["samples"]
+    start, d = time.perf_counter(), num_params(center)
+    while True:
+        half = llc_from_samples(_second_half(samples), nll_center, beta=beta, num_params=d, warn=False)
+        checks = _auto_checks(half)
+        steps = run_kw["num_burnin"] + samples.num_draws * (run_kw.get("eval_full_nll_every") or run_kw["thinning"])
+        out_of_time = max_seconds is not None and time.perf_counter() - start > max_seconds
+        if checks["passed"] or samples.ds.attrs.get("complete") or out_of_time:
+            break
+        samples = sample_sgld(target, [beta], num_chains=num_chains, key=key, init=center,
+                              options=blocks.more(samples), **run_kw)
+    half.details["auto"] = {"converged": checks["passed"], "steps": int(steps), "checks": checks,
+                            "budget": "time" if out_of_time and not checks["passed"] else
+                            "steps" if not checks["passed"] else None}
+    if not checks["passed"]:
+        up = checks["drift_z"] > 0 or checks["drift_z_distance"] > 0
+        half.details["auto"]["problem"] = (
+            f"num_steps='auto': the budget ({'max_seconds' if out_of_time else 'max_steps'}) ended after "
+            f"{int(steps)} steps per chain before the chains converged (R-hat {checks['rhat']:.3f}, drift z "
+            f"{checks['drift_z']:+.1f}, ‖w − w*‖² drift z {checks['drift_z_distance']:+.1f}, ESS {checks['ess']:.0f}); "
+            + ("the chains are still spreading from w*: λ̂ is a lower bound" if up else
+               "λ̂ has not settled: its error bar understates its error"))
+        half.details["problems"].insert(0, half.details["auto"]["problem"])
+    return half
+
+
+def _positive_int(value, name, minimum):
+    from .._utils import positive_int
+
+    return positive_int(value, name, minimum)
