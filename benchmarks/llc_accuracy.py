@@ -43,6 +43,8 @@ MAX_PARAMS = 4000  # 2 CPU cores: larger nets take too long per run for a 20-net
 POLICIES = {
     "default": {},
     "gamma1_rmsprop": dict(gamma=1.0, preconditioner="rmsprop", step_size="sweep", num_steps=5000, num_burnin=1000),
+    "auto": dict(num_steps="auto"),
+    "auto_gamma1": dict(num_steps="auto", gamma=1.0, max_seconds=180.0),
 }
 
 
@@ -82,13 +84,13 @@ def run_one(net: dict, policy: str) -> dict:
     wall = time.perf_counter() - t0
     d = est.details
     attempts = d["step_size_policy"].get("attempts", [{}])
-    steps = POLICIES[policy].get("num_steps", 2000)
+    steps = d["auto"]["steps"] if "auto" in d else POLICIES[policy].get("num_steps", 2000)
     chains = POLICIES[policy].get("num_chains", 8)
     ref = d.get("llc_ref_minimum")
     value = est.value if ref is None else ref
     return {**net, "policy": policy, "lam": lam, "m": int(exact.m), "llc": est.value, "se": est.stderr,
             "llc_ref_minimum": ref, "rel_err": (value - lam) / lam, "z": (value - lam) / est.stderr,
-            "rhat": d.get("rhat"), "drift_z": d.get("drift_z"), "gamma_sensitivity": d.get("gamma_sensitivity"),
+            "auto": d.get("auto"), "rhat": d.get("rhat"), "drift_z": d.get("drift_z"), "gamma_sensitivity": d.get("gamma_sensitivity"),
             "step_size": d["step_size_policy"]["step_size"], "attempts": len(attempts),
             "grad_evals": len(attempts) * steps * chains, "wall_s": wall,
             "problems": list(d.get("problems", [])),
@@ -138,18 +140,21 @@ def main(argv=None) -> int:
         return 0
     nets = suite(args.nets or (4 if args.quick else 20), args.suite_seed, args.quick)
     rows = []
+    os.makedirs(os.path.dirname(args.json), exist_ok=True)
+    partial = Path(args.json + ".partial")
     for net in nets:
         for policy in args.policies:
             row = run_one(net, policy)
             rows.append(row)
+            partial.write_text(json.dumps({"argv": sys.argv, "rows": rows}, default=str))  # nothing lost on a crash
             print(f"{policy}: {net['widths']} r={net['r']} n={net['n']}: λ = {row['lam']:.2f}, "
                   f"λ̂ = {row['llc']:.2f} ± {row['se']:.2f} (+βΔH: {row['llc_ref_minimum']}), {row['wall_s']:.0f} s",
                   flush=True)
     summ = summary(rows)
     print_table(rows, summ)
     out = {"machine": machine_info(), "load_avg": load_avg(), "argv": sys.argv, "rows": rows, "summary": summ}
-    os.makedirs(os.path.dirname(args.json), exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=1, default=str))
+    partial.unlink(missing_ok=True)
     print(f"\nwrote {args.json}")
     return 0
 
