@@ -16,7 +16,7 @@ import warnings
 import jax
 import numpy as np
 
-from ..errors import InvalidArgumentError, SLTThermoError
+from ..errors import ConvergenceWarning, InvalidArgumentError, SLTThermoError
 from ..samplers.sgld import sample_sgld
 from ..target import Target
 from ..thermo.stats import mean_se
@@ -219,7 +219,7 @@ def sgld_step_size(
         warnings.warn(
             f"sgld_step_size: every sound ε has a predicted ε-bias above {max_bias:.0%} of λ̂; using "
             f"the smallest, {row['step_size']:.3g} (predicted bias {row['predicted_bias']:.3g} on "
-            f"λ̂ {row['llc']:.3g}). Consider smaller candidates or a larger batch_size", stacklevel=2,
+            f"λ̂ {row['llc']:.3g}). Consider smaller candidates or a larger batch_size", ConvergenceWarning, stacklevel=2,
         )
     chosen = float(row["step_size"])
     if not row["mixing"]:
@@ -229,7 +229,7 @@ def sgld_step_size(
             f"{(num_steps // 4) / 2:g}) and drift z = {row['drift_z']:+.1f} (nll: {row['drift_z_nll']:+.1f}). "
             "The chains may still be spreading from w* along flat directions, so λ̂ is likely too "
             "LOW unless the run is much longer than the sweep. Consider more steps, "
-            "preconditioner='rmsprop', or a smaller gamma", stacklevel=2,
+            "preconditioner='rmsprop', or a smaller gamma", ConvergenceWarning, stacklevel=2,
         )
     table["chosen"] = table["step_size"] == chosen
     table.attrs.update(bias_certified=certified, mixing=bool(row["mixing"]), llc_level=level)
