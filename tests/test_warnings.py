@@ -64,6 +64,10 @@ def _category(name, call):
 
 
 def _category_name(expr):
+    if isinstance(expr, ast.IfExp):  # `A if cond else B`: classed when both branches are
+        names = {_category_name(expr.body), _category_name(expr.orelse)}
+        return names.pop() if len(names) == 1 else (
+            "ConvergenceWarning" if names <= CLASSES | STANDARD else None)
     if isinstance(expr, ast.Name):
         return expr.id
     if isinstance(expr, ast.Attribute):

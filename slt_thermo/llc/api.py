@@ -20,13 +20,13 @@ import jax
 import jax.numpy as jnp
 
 from .._utils import check_beta, num_params
-from ..errors import InvalidArgumentError, SLTThermoError
+from ..errors import ConvergenceWarning, InvalidArgumentError, NumericalWarning, SLTThermoError
 from ..results import Estimate, Samples
 from ..samplers.run import RunOptions
 from ..samplers.sgld import sample_sgld
 from ..target import Target
 from .center import check_center, nearest_minimum
-from .diagnostics import PREDICTED_BIAS, llc_from_samples, predicted_bias_too_large, problem_category
+from .diagnostics import PREDICTED_BIAS, llc_from_samples, predicted_bias_too_large
 from .step_size import AUTO_ACCEPT, AUTO_MAX_HALVINGS, auto_step, default_beta, first_step
 
 HOT_START_HEAT = 16.0  # check_equilibration: the extra chains start from a run at β / this
@@ -175,7 +175,7 @@ def llc(
             if not auto_info["converged"]:
                 est.details["problems"].insert(0, auto_info["problem"])
     for p in est.details["problems"]:
-        warnings.warn(f"llc: {p}", problem_category(p), stacklevel=2)
+        warnings.warn(f"llc: {p}", NumericalWarning if "non-finite" in p else ConvergenceWarning, stacklevel=2)
     nm = nearest_minimum(target, center)
     est.details.update(step_size_policy=step, nearest_minimum=nm,
                        llc_ref_minimum=None if nm is None else est.value + beta * nm["delta"])

@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import InvalidArgumentError
+from ..errors import ConvergenceWarning, InvalidArgumentError, NumericalWarning
 from ..results import Estimate, Samples, rhat
 from ..thermo.stats import healthy_draws, mean_se
 
@@ -115,18 +115,10 @@ def llc_from_samples(samples: Samples, nll_center: float, *, beta: float | None 
     d["problems"] = _problems(d, value, beta * se, num_params)
     if warn:
         for p in d["problems"]:
-            warnings.warn(f"llc: {p}", problem_category(p), stacklevel=3)
+            warnings.warn(f"llc: {p}", NumericalWarning if "non-finite" in p else ConvergenceWarning, stacklevel=3)
     d["samples"] = samples
     d["diagnostics"] = _diagnostics_line(d, x.shape)
     return Estimate(value, beta * se, method="llc", details=d)
-
-
-def problem_category(problem: str) -> type[Warning]:
-    """The warning class of one of :func:`llc_from_samples`'s problems: NumericalWarning for chains
-    that went non-finite, ConvergenceWarning for the rest (mixing, drift, bias, localization)."""
-    from ..errors import ConvergenceWarning, NumericalWarning
-
-    return NumericalWarning if "non-finite" in problem else ConvergenceWarning
 
 
 def _problems(d: dict, value: float, se: float, num_params: int | None) -> list[str]:
