@@ -16,7 +16,8 @@ IDS = [p.name for p in NOTEBOOKS]
 
 def test_the_walkthroughs_exist():
     assert {"01_estimate_rlct.ipynb", "02_free_energy_vs_n_and_beta.ipynb",
-            "03_local_learning_coefficient.ipynb", "04_therml.ipynb", "05_sgd_vs_samplers.ipynb"} <= set(IDS)
+            "03_local_learning_coefficient.ipynb", "04_therml.ipynb", "05_sgd_vs_samplers.ipynb",
+            "06_iso_classification.ipynb"} <= set(IDS)
 
 
 def _errors(nb):

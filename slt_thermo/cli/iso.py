@@ -19,7 +19,7 @@ finite_float = _finite_float(lambda v: True, "a finite number")
 ISO_COLUMNS = ("lam", "gam", "R", "D", "C", "F", "dC_dlam", "dC_dgam")
 TRANSFER_COLUMNS = ("t", "lam", "gam", "R", "D", "C", "F", "accuracy", "accuracy_target", "dC_dlam", "dC_dgam",
                     "dC_dt", "capped", "C_finetune", "accuracy_finetune", "accuracy_target_finetune")
-SURFACE_ROUNDS = 2  # therml.equilibrium_surface's warm-start rounds
+SURFACE_ROUNDS = 3  # therml.equilibrium_surface's warm-start rounds (as in tests/test_therml.py)
 
 
 def add_parser(sub):
@@ -39,7 +39,7 @@ def add_parser(sub):
     g.add_argument("--lam", type=positive_float, default=1.0, help="start λ (the distortion's multiplier)")
     g.add_argument("--gam", type=positive_float, default=1.0, help="start γ (the classification loss's multiplier)")
     g.add_argument("--alpha", type=positive_float, default=0.01, help="Euler step α of (λ̇, γ̇) = α(−∂C/∂γ, ∂C/∂λ)")
-    g.add_argument("--steps", type=int_at_least(1), default=8, help="Euler steps of the process")
+    g.add_argument("--steps", type=int_at_least(1), default=10, help="Euler steps of the process")
     g.add_argument("--h", type=positive_float, default=0.05,
                    help="finite-difference step of ∂C/∂λ, ∂C/∂γ (smaller than λ and γ)")
     g.add_argument("--equilibration", type=int_at_least(10), default=2000,
@@ -59,10 +59,10 @@ def add_parser(sub):
                    help="Adam steps of the transfer's start on the source task (and of training from scratch)")
     g = p.add_argument_group("equilibrium surface")
     g.add_argument("--surface", action="store_true",
-                   help="also the 3 × 3 surface F(λ, γ) around (--lam, --gam) and its checks (~20 s more)")
+                   help="also the 3 × 3 surface F(λ, γ) around (--lam, --gam) and its checks (~30 s more)")
     g.add_argument("--surface-step", type=positive_float, default=0.25,
                    help="grid spacing of the surface (smaller than --lam and --gam)")
-    g.add_argument("--surface-steps", type=int_at_least(10), default=4000,
+    g.add_argument("--surface-steps", type=int_at_least(10), default=6000,
                    help="Adam steps per grid point and warm-start round")
     g = p.add_argument_group("toy")
     g.add_argument("--n", type=int_at_least(1), default=50, help="training examples of the toy (and per task)")
