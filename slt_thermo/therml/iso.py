@@ -16,6 +16,7 @@ vmapped equilibrations) is one compiled ``lax.scan``.
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -26,7 +27,7 @@ import xarray as xr
 
 from .._target_inputs import check_key
 from .._utils import positive_int
-from ..errors import InvalidArgumentError
+from ..errors import ConvergenceWarning, InvalidArgumentError
 from .model import Model
 from .posterior import _check_data
 
@@ -221,6 +222,13 @@ def iso_classification(model: Model | None, data, *, lam: float, gam: float, key
         again = values(settle(p, lm_, gm_), lm_, gm_)[1]
         for j, k in enumerate(("R", "D", "C")):
             eq_err[f"{k}_eq_err"] = max(eq_err.get(f"{k}_eq_err", 0.0), float(abs(float(again[k]) - row[2 + j])))
+    moved = abs(rows[-1, 3] - rows[0, 3])
+    if not moved > eq_err["D_eq_err"]:
+        warnings.warn(
+            f"iso_classification: D moved by {moved:.3g} along the process, no more than its equilibration "
+            f"error {eq_err['D_eq_err']:.3g} (C's: {eq_err['C_eq_err']:.3g}): the equilibria are not settled "
+            "enough to show the process; take more `equilibration` steps or a smaller `alpha`",
+            ConvergenceWarning, stacklevel=2)
     table = xr.Dataset({k: ("step", rows[:, j]) for j, k in enumerate(names)},
                        coords={"step": np.arange(num_steps + 1)}, attrs={"alpha": alpha, "h": h, "equilibration": equilibration, "eta_max": eta_max, **eq_err})
     return IsoProcess(table, p_end)

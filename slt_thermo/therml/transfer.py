@@ -207,7 +207,7 @@ def iso_transfer(model: Model | None, source, target, *, lam: float, gam: float,
                             ("C_finetune", "accuracy_finetune", "accuracy_target_finetune"))}},
                        coords={"step": np.arange(num_steps + 1)},
                        attrs={"k": k, "h": h, "equilibration": equilibration, "eta_max": eta_max,
-                              "C_eq_err": abs(float(again) - rows[-1, 5]), **scratch})
+                              "C_eq_err": float(abs(float(again) - rows[-1, 5])), **scratch})
     return Transfer(table, p_end)
 
 
