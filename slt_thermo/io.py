@@ -1,10 +1,14 @@
-"""Files a run leaves behind: results directories, atomic writes, JSON summaries, parameter files.
+"""Files a run leaves behind: results directories, atomic writes, checksummed netCDF, JSON
+summaries, parameter files.
 
 Every file is written under a temporary name in its own directory and renamed into place
 (:func:`atomic_path`), so a process killed mid-write leaves either the previous complete file or
-none, never half of one. Parameter files (``.npz``) name each array of a parameter pytree by its
-path, nested keys joined by ``"."`` (:func:`param_names`), the same names the parameters carry in a
-samples file, so a point read from a run's draws can be saved and handed back as ``--center``.
+none, never half of one. netCDF files carry HDF5 Fletcher-32 checksums on their data
+(:func:`write_netcdf`), and :func:`read_netcdf` turns a missing, truncated, corrupted or foreign
+file into a :class:`~slt_thermo.errors.ResultsFileError` naming the path and the cause.
+Parameter files (``.npz``) name each array of a parameter pytree by its path, nested keys joined
+by ``"."`` (:func:`param_names`), the same names the parameters carry in a samples file, so a
+point read from a run's draws can be saved and handed back as ``--center``.
 
 This module imports neither jax nor numpy at import time (the CLI's ``--help`` stays fast).
 """
@@ -20,9 +24,10 @@ import re
 import secrets
 from fractions import Fraction
 
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, ResultsFileError
 
-__all__ = ["atomic_path", "load_params", "new_results_dir", "param_names", "save_params", "write_json"]
+__all__ = ["atomic_path", "load_params", "new_results_dir", "param_names", "read_netcdf", "save_params",
+           "write_json", "write_netcdf"]
 
 
 # ------------------------------------------------------------------------------ results directories
@@ -69,6 +74,15 @@ def _fsync(path: str, *, directory: bool = False) -> None:
         os.close(fd)
 
 
+def _make_parent(directory: str) -> None:
+    if not directory or os.path.isdir(directory):
+        return
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as err:
+        raise InvalidArgumentError(f"cannot create the directory {directory!r}: {err.strerror}") from None
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Context manager yielding a temporary path next to ``path``; write the file there.
@@ -80,9 +94,14 @@ def atomic_path(path):
 
         with atomic_path("out/samples.nc") as tmp:
             ds.to_netcdf(tmp, engine="h5netcdf")
+
+    A missing parent directory of ``path`` is created first (``os.makedirs``), so every writer
+    built on it saves into a new directory; :class:`~slt_thermo.errors.InvalidArgumentError`
+    when it cannot be.
     """
     path = os.fspath(path)
     directory, name = os.path.split(path)
+    _make_parent(directory)
     stem, ext = os.path.splitext(name)
     tmp = os.path.join(directory, f".{stem}.tmp-{os.getpid()}-{secrets.token_hex(4)}{ext}")
     try:
@@ -96,6 +115,93 @@ def atomic_path(path):
             os.remove(tmp)
         raise
     _fsync(directory or ".", directory=True)
+
+
+# ------------------------------------------------------------------------------ netCDF
+_ENGINE = "h5netcdf"
+_LIBVER = ("v110", "latest")  # HDF5 object formats whose metadata is checksummed (write_netcdf)
+_FILTERABLE = "biufcmM"  # HDF5 filters need fixed-size elements: string variables go unchecked
+_KEEP_ENCODING = ("dtype", "_FillValue")  # a loaded file's layout encodings would not fit a new one
+# substrings of h5py's error messages → the cause a user can act on
+_CAUSES = (
+    ("signature not found", "not a netCDF-4/HDF5 file (a foreign, empty or text file?)"),
+    ("truncated file", "truncated: shorter than its header says (an interrupted write or copy?)"),
+    ("checksum", "corrupted: a checksum does not match (the file changed on disk)"),
+    ("filter returned failure", "corrupted: a data checksum does not match (the file changed on disk)"),
+)
+
+
+def _checksum_encoding(ds) -> dict:
+    """``to_netcdf`` encodings asking for a Fletcher-32 checksum on every variable HDF5 can
+    filter (numeric, boolean or time, with at least one dimension: HDF5 filters chunked data
+    only); of a variable's own encoding only ``dtype`` and ``_FillValue`` are kept."""
+    enc = {}
+    for name, var in ds.variables.items():
+        e = {k: v for k, v in var.encoding.items() if k in _KEEP_ENCODING}
+        if var.ndim and var.dtype.kind in _FILTERABLE:
+            e["fletcher32"] = True
+        enc[name] = e
+    return enc
+
+
+def write_netcdf(path, ds) -> str:
+    """Write the ``xarray.Dataset`` ``ds`` to ``path`` (netCDF-4 via h5netcdf), atomically
+    (:func:`atomic_path`: a missing directory is created) and with an HDF5 Fletcher-32 checksum
+    on each variable's data, so a changed byte makes :func:`read_netcdf` raise instead of
+    returning changed numbers. Returns ``path``.
+
+    The file uses the HDF5 1.10 object formats (``libver=("v110", "latest")``, readable by HDF5
+    ≥ 1.10 and netCDF-C built on it), whose metadata (object headers with the numeric
+    attributes, chunk indexes) carry checksums too; with the default 1.8 formats a flipped byte
+    in a chunk index changed a variable's numbers without any error. Not covered: string
+    attributes, which HDF5 keeps in its unchecksummed global heap."""
+    from xarray.backends import H5NetCDFStore
+
+    with atomic_path(path) as tmp:
+        store = H5NetCDFStore.open(tmp, mode="w", driver_kwds={"libver": _LIBVER})
+        try:
+            ds.dump_to_store(store, encoding=_checksum_encoding(ds))
+        finally:
+            store.close()
+    return os.fspath(path)
+
+
+def _cause(err: BaseException) -> str:
+    if isinstance(err, FileNotFoundError):
+        return "no such file"
+    if isinstance(err, IsADirectoryError):
+        return "it is a directory"
+    text = str(err)
+    for key, cause in _CAUSES:
+        if key in text:
+            return cause
+    return "damaged or not a netCDF results file"
+
+
+def _touch(name, obj) -> None:
+    """Read an HDF5 object's attributes (``visititems`` callback: returns None to go on)."""
+    dict(obj.attrs)
+
+
+def read_netcdf(path):
+    """The ``xarray.Dataset`` in the netCDF file ``path``, loaded into memory (every checksum
+    verified). Raises :class:`~slt_thermo.errors.ResultsFileError` naming the path and the
+    cause when the file is missing, truncated, corrupted or not netCDF-4."""
+    import h5py
+    import xarray as xr
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ResultsFileError(f"cannot read {path!r}: no such file")
+    try:
+        with h5py.File(path, "r") as f:  # h5py reports damaged structure cleanly; h5netcdf would
+            f.visititems(_touch)  # leave a half-made File that complains when it is collected
+        with xr.open_dataset(path, engine=_ENGINE) as ds:
+            return ds.load()
+    except MemoryError:
+        raise
+    except Exception as err:  # any failure to parse the file is the file's fault
+        raise ResultsFileError(f"cannot read {path!r}: {_cause(err)} ({type(err).__name__}: {err})") from err
 
 
 # ------------------------------------------------------------------------------ run states

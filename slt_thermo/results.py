@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, ResultsFileError
+from .io import read_netcdf, write_netcdf
 
 RESERVED = {
     "nll", "log_prior", "healthy", "diverging", "acceptance_rate", "step_size", "n_steps", "tree_depth",
@@ -183,19 +184,24 @@ class Samples:
         return xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
 
     def save(self, path) -> str:
-        """Write to netCDF (h5netcdf engine). Returns the path. Round-trips via :func:`load`."""
-        path = os.fspath(path)
-        self.ds.to_netcdf(path, engine="h5netcdf")
-        return path
+        """Write to netCDF (h5netcdf engine) with :func:`slt_thermo.io.write_netcdf`: under a
+        temporary name renamed onto ``path`` (a killed process leaves the old file or none), with
+        an HDF5 checksum on every variable's data. A missing parent directory is created.
+        Returns the path. Round-trips via :func:`load`."""
+        return write_netcdf(path, self.ds)
 
     @classmethod
     def load(cls, path) -> "Samples":
-        """Read Samples written by :meth:`save`."""
+        """Read Samples written by :meth:`save`. Raises :class:`~slt_thermo.errors.ResultsFileError`
+        naming the path and the cause when the file is missing, truncated, corrupted (a checksum
+        does not match) or not a samples file."""
         path = os.fspath(path)
-        if not os.path.exists(path):
-            raise InvalidArgumentError(f"`path` {path!r} does not exist")
-        with xr.open_dataset(path, engine="h5netcdf") as ds:
-            ds = ds.load()
+        ds = read_netcdf(path)
+        missing = sorted({"nll", "healthy"} - set(ds.data_vars))
+        if missing or "chain" not in ds.dims or "draw" not in ds.dims:
+            raise ResultsFileError(f"cannot read {path!r}: a netCDF file but not a samples file (it lacks "
+                                   f"{', '.join(missing) or 'the chain and draw dimensions'}; write one with "
+                                   "Samples.save)")
         ds["healthy"] = ds["healthy"].astype(bool)
         if "diverging" in ds:
             ds["diverging"] = ds["diverging"].astype(bool)
@@ -216,7 +222,8 @@ class Samples:
 
 
 def load(path) -> Samples:
-    """Read :class:`Samples` from a netCDF file written by ``Samples.save``."""
+    """Read :class:`Samples` from a netCDF file written by ``Samples.save`` (raises
+    :class:`~slt_thermo.errors.ResultsFileError` for a missing, damaged or foreign file)."""
     return Samples.load(path)
 
 

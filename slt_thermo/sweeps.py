@@ -39,10 +39,11 @@ def _load_unit(path: str, fingerprint: str):
     """A finished unit's (curve, stats, nll_true), or None when absent or from another sweep."""
     import os
 
+    from .io import read_netcdf
+
     if not os.path.exists(path):
         return None
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
-        ds = ds.load()
+    ds = read_netcdf(path)
     if ds.attrs.get("fingerprint") != fingerprint:
         raise InvalidArgumentError(f"checkpoint {path} is from a different sweep (other ns, ladder, key, sampler or "
                                    "settings); use a new `checkpoint` directory")
@@ -50,14 +51,13 @@ def _load_unit(path: str, fingerprint: str):
 
 
 def _save_unit(path: str, fingerprint: str, curve, stats, nll_true: float) -> None:
-    from .io import atomic_path
+    from .io import write_netcdf
 
     ds = xr.Dataset({k: ("beta", np.asarray(v.values, float)) for k, v in
                      {"F": curve["F"], "F_se": curve["F_se"], "E": stats["E"], "E_se": stats["E_se"],
                       "Var": stats["Var"]}.items()})
     ds.attrs.update(fingerprint=fingerprint, nll_true=nll_true)
-    with atomic_path(path) as tmp:
-        ds.to_netcdf(tmp, engine="h5netcdf")
+    write_netcdf(path, ds)
 
 
 def free_energy_vs_n(model_or_factory, ns, betas=None, *, key, data=None, method="log_corrected_trapezoid",

@@ -1,14 +1,18 @@
-"""slt_thermo.io: results directories, atomic JSON writes, parameter files and their names."""
+"""slt_thermo.io: results directories, atomic JSON and netCDF writes, checksummed samples files
+that refuse to load damaged, parameter files and their names."""
 
 import json
 import os
 
+import h5py
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import xarray as xr
 
+import slt_thermo as st
 from slt_thermo import io as st_io
-from slt_thermo.errors import InvalidArgumentError
+from slt_thermo.errors import InvalidArgumentError, ResultsFileError
 
 NESTED = {"layer1": {"W": np.arange(6.0).reshape(3, 2), "b": np.array([1.0, 2.0, 3.0])}, "out": np.array([7.0, 8.0, 9.0])}
 
@@ -135,3 +139,113 @@ def test_load_params_errors_name_the_file_and_the_names(tmp_path):
         st_io.load_params(tmp_path / "junk.npz", NESTED)
     with pytest.raises(InvalidArgumentError, match="several leaves named a.b"):
         st_io.save_params(tmp_path / "dup.npz", {"a.b": np.ones(1), "a": {"b": np.ones(1)}})
+
+
+# ------------------------------------------------------------------------------ samples files
+def small_samples():
+    """A hand-made Samples (no sampler run): 2 β × 3 chains × 50 draws, one unhealthy chain."""
+    rng = np.random.default_rng(0)
+    ds = xr.Dataset(
+        {"nll": (("beta", "chain", "draw"), rng.normal(100.0, 3.0, (2, 3, 50))),
+         "w": (("beta", "chain", "draw", "w_dim_0"), rng.normal(size=(2, 3, 50, 2))),
+         "healthy": (("beta", "chain"), np.array([[True, True, False], [True, True, True]]))},
+        coords={"beta": [0.5, 1.0]}, attrs={"n": 20, "sampler": "hand", "param_names": "w"})
+    return st.Samples(ds)
+
+
+def data_bytes(path, name):
+    """(offset, length) in the file of variable ``name``'s one stored chunk: its data, then the
+    4-byte Fletcher-32 checksum."""
+    with h5py.File(path, "r") as f:
+        v = f[name]
+        assert v.id.get_num_chunks() == 1
+        info = v.id.get_chunk_info(0)
+        return info.byte_offset, info.size
+
+
+def test_samples_round_trip_with_checksums_and_no_leftovers(tmp_path):
+    s = small_samples()
+    path = s.save(tmp_path / "run.nc")
+    xr.testing.assert_identical(st.load(path).ds, s.ds)
+    with h5py.File(path, "r") as f:
+        assert all(f[k].fletcher32 for k in ("nll", "w", "healthy", "beta"))
+    # superblock version ≥ 2: the HDF5 formats whose metadata (object headers, chunk indexes) is
+    # checksummed; version 0 files lost `w`'s numbers silently to one flipped chunk-index byte
+    assert (tmp_path / "run.nc").read_bytes()[8] >= 2
+    assert leftovers(tmp_path) == []
+    # a loaded file saves again (its layout encodings are not carried over), still checksummed
+    again = st.load(path).save(tmp_path / "again.nc")
+    with h5py.File(again, "r") as f:
+        assert f["nll"].fletcher32
+
+
+def test_samples_save_creates_a_missing_directory(tmp_path):
+    path = small_samples().save(tmp_path / "new" / "deeper" / "run.nc")
+    assert os.path.isfile(path) and st.load(path).ds.sizes["draw"] == 50
+    assert os.path.isfile(st_io.write_json(tmp_path / "json" / "summary.json", {"every": "writer"}))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InvalidArgumentError, match="cannot create the directory"):
+        small_samples().save(tmp_path / "file" / "run.nc")
+
+
+def test_samples_save_failing_midway_keeps_the_old_file(tmp_path):
+    path = small_samples().save(tmp_path / "run.nc")
+    bad = small_samples()
+    bad.ds["nll"].attrs["unwritable"] = {"a dict": "netCDF has no such attribute type"}
+    with pytest.raises(Exception):
+        bad.save(path)
+    xr.testing.assert_identical(st.load(path).ds, small_samples().ds)
+    assert leftovers(tmp_path) == []
+
+
+def test_flipped_data_byte_raises_instead_of_loading_changed_numbers(tmp_path):
+    s = small_samples()
+    path = s.save(tmp_path / "run.nc")
+    offset, size = data_bytes(path, "nll")
+    data = s["nll"].values.astype("<f8").tobytes()
+    raw = bytearray((tmp_path / "run.nc").read_bytes())
+    assert size == len(data) + 4 and bytes(raw[offset:offset + len(data)]) == data  # really the data
+    raw[offset + len(data) // 2] ^= 0x10
+    (tmp_path / "run.nc").write_bytes(bytes(raw))
+    with pytest.raises(ResultsFileError, match=r"run\.nc.*corrupted: a data checksum does not match"):
+        st.load(path)
+
+    # the same flip in a file without checksums loads changed numbers: what the checksums prevent
+    plain = tmp_path / "plain.nc"
+    s.ds.to_netcdf(plain, engine="h5netcdf")
+    with h5py.File(plain, "r") as f:
+        offset = f["nll"].id.get_offset()
+    raw = bytearray(plain.read_bytes())
+    assert bytes(raw[offset:offset + len(data)]) == data
+    raw[offset + len(data) // 2] ^= 0x10
+    plain.write_bytes(bytes(raw))
+    with xr.open_dataset(plain, engine="h5netcdf") as ds:
+        assert not np.array_equal(ds["nll"].values, s["nll"].values)
+
+
+@pytest.mark.parametrize("damage, cause", [
+    ("missing", "no such file"),
+    ("truncated", "truncated"),
+    ("text", "not a netCDF-4/HDF5 file"),
+    ("empty", "not a netCDF-4/HDF5 file"),
+    ("directory", "is a directory"),
+    ("foreign", "not a samples file"),
+])
+def test_load_damaged_or_foreign_file_names_path_and_cause(tmp_path, damage, cause):
+    path = tmp_path / "run.nc"
+    if damage == "truncated":
+        small_samples().save(path)
+        raw = path.read_bytes()
+        path.write_bytes(raw[: len(raw) // 2])
+    elif damage == "text":
+        path.write_text("beta,chain,draw,nll\n0.5,0,0,100.0\n")
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "directory":
+        path.mkdir()
+    elif damage == "foreign":
+        st_io.write_netcdf(path, xr.Dataset({"temperature": ("time", np.arange(3.0))}))
+    with pytest.raises(ResultsFileError, match=f"{path.name}.*{cause}") as err:
+        st.load(path)
+    assert str(path) in str(err.value)
+    assert isinstance(err.value, st.SLTThermoError) and isinstance(err.value, OSError)

@@ -51,7 +51,7 @@ def test_save_load_round_trip_unchanged(run, tmp_path):
 
 
 def test_load_missing_file(tmp_path):
-    with pytest.raises(st.InvalidArgumentError, match="path"):
+    with pytest.raises(st.ResultsFileError, match="nope.nc.*no such file"):
         st.load(tmp_path / "nope.nc")
 
 

@@ -84,7 +84,7 @@ def run(args, argv) -> int:
     import slt_thermo as st
 
     from .. import sweeps
-    from ..io import write_json
+    from ..io import write_json, write_netcdf
     from ..results import clean_attrs
 
     obj, desc = resolve_model(args.model, args.param)
@@ -123,7 +123,7 @@ def run(args, argv) -> int:
     )
     outdir = results_dir(args, "free-energy", desc["slug"])
     ds.attrs = clean_attrs(ds.attrs)  # netCDF has no booleans (e.g. the fit's m_fixed)
-    ds.to_netcdf(os.path.join(outdir, "free_energy.nc"), engine="h5netcdf")
+    write_netcdf(os.path.join(outdir, "free_energy.nc"), ds)
     summary["files"] = {"samples": "free_energy.nc", "summary": "summary.json",
                         "plots": [] if args.no_plots else plots(ds, outdir)}
     write_json(os.path.join(outdir, "summary.json"), summary)
@@ -146,13 +146,11 @@ def plots(ds, outdir):
 
 def show(s: dict, outdir: str, *, redraw: bool) -> None:
     """``slt-thermo show`` of a free-energy directory: header, plots redrawn from the netCDF, report."""
-    import xarray as xr
+    from ..io import read_netcdf
 
     print(f"{s['model']['name']}: F(β) over n = {', '.join(map(str, s['ns']))} ({s.get('data', '')})")
     if redraw:
-        with xr.open_dataset(os.path.join(outdir, s["files"]["samples"]), engine="h5netcdf") as ds:
-            ds = ds.load()
-        s["files"]["plots"] = plots(ds, outdir)
+        s["files"]["plots"] = plots(read_netcdf(os.path.join(outdir, s["files"]["samples"])), outdir)
     print_report(s, outdir)
 
 
