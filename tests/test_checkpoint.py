@@ -88,6 +88,7 @@ def test_population_annealing_continues_from_its_checkpoint(tmp_path):
     np.testing.assert_array_equal(done.rungs["log_z"].values, whole.rungs["log_z"].values)
 
 
+@pytest.mark.slow  # CI budget (13–27 s each on 2 cores)
 def test_a_killed_llc_continues_from_its_checkpoint(tmp_path, monkeypatch):
     """st.llc(checkpoint=DIR): each SGLD run of the call checkpoints per chunk; a call killed
     mid-run and started again with the same directory gives the uninterrupted λ̂, and runs only

@@ -246,6 +246,7 @@ def test_sgd_table_files_and_show(tmp_path, capsys):
     assert call(["sgd", "--lrs", "0,1"]) == 2
 
 
+@pytest.mark.slow  # CI budget (13–27 s each on 2 cores)
 def test_llc_control_variate_and_equilibration_check(tmp_path, capsys):
     """--control-variate and --check-equilibration reach st.llc: the settings are recorded, the
     hot/cold comparison is a row of the report and a field of summary.json."""

@@ -116,6 +116,7 @@ def test_free_energy_vs_n_on_nested_subsets():
     assert np.isfinite(ds.attrs["lambda_hat"]) and ds.attrs["nll_true_known"] == 1
 
 
+@pytest.mark.slow  # CI budget (13–27 s each on 2 cores)
 def test_free_energy_vs_n_population_annealing_matches_exact_up_to_1e7():
     """Population K = w1²w2² (the m = 2 fixture, REFERENCE §2.2b) at n = 1e3..1e7 by population
     annealing on the default n-aware ladder: F_n matches the closed form within Z standard

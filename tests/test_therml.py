@@ -184,6 +184,7 @@ def test_sigma_zero_objectives_by_adam(toy):
         therml.optimize(None, toy.data, ["nope"], key=jax.random.PRNGKey(0))
 
 
+@pytest.mark.slow  # CI budget (13–27 s each on 2 cores)
 def test_panels_of_a_point(toy, tmp_path):
     params = therml.Model().init(jax.random.PRNGKey(2))
     c = therml.channels(params, toy.p_xy)
