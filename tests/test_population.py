@@ -474,6 +474,9 @@ def test_run_options(gauss):
     with pytest.raises(InvalidArgumentError, match="directory path"):
         population_annealing(gauss, num_particles=16, key=jax.random.PRNGKey(0),
                              options=st.RunOptions(checkpoint=123, progress=False))
+    with pytest.raises(InvalidArgumentError, match="chunk_size"):  # refused, not silently ignored
+        population_annealing(gauss, num_particles=16, key=jax.random.PRNGKey(0),
+                             options=st.RunOptions(chunk_size=10, progress=False))
 
 
 # ------------------------------------------------------------------------------ non-finite energies

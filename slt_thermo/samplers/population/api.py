@@ -37,6 +37,10 @@ def _annealing_options(options, progress, init_particles, *, resumable=True) -> 
         raise InvalidArgumentError(
             "bdmc runs its forward and reverse passes whole: `RunOptions.max_chunks` and "
             "`resume` apply to population_annealing and ais")
+    if opts.chunk_size is not None:  # refused rather than silently ignored (issue 24)
+        raise InvalidArgumentError(
+            "annealing advances one rung at a time (`max_chunks` counts rungs): `RunOptions.chunk_size` "
+            "does not apply")
     if opts.max_chunks is not None:
         positive_int(opts.max_chunks, "max_chunks")
     if opts.resume is not None and not isinstance(opts.resume, AnnealState):
