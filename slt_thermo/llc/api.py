@@ -19,7 +19,7 @@ import warnings
 import jax
 import jax.numpy as jnp
 
-from .._utils import check_beta, num_params
+from .._utils import check_beta, num_params, positive_int
 from ..errors import ConvergenceWarning, InvalidArgumentError, NumericalWarning, SLTThermoError
 from ..results import Estimate, Samples
 from ..samplers.run import RunOptions
@@ -136,7 +136,7 @@ def llc(
         raise InvalidArgumentError(f"`beta` must be a number, got {beta!r}")
     auto = num_steps == "auto"
     if auto:
-        max_steps = _positive_int(max_steps, "max_steps", AUTO_BLOCK)
+        max_steps = positive_int(max_steps, "max_steps", AUTO_BLOCK)
         if max_seconds is not None and not (isinstance(max_seconds, (int, float)) and max_seconds > 0):
             raise InvalidArgumentError(f"`max_seconds` must be a positive number or None, got {max_seconds!r}")
     elif isinstance(num_steps, str):
@@ -254,7 +254,7 @@ class _Blocks:
     steps) after it."""
 
     def __init__(self, checkpoint=None, auto: bool = False, burnin: int = 0, every: int = 1):
-        self.checkpoint, self.auto, self.name = checkpoint, auto, None
+        self.checkpoint, self.auto, self.name, self.burnin, self.every = checkpoint, auto, None, burnin, every
         self.draws = max(4, AUTO_BLOCK // every)  # ticks of one block after burn-in
         self.chunk = self.draws // 4
         self.first_chunks = math.ceil((burnin + self.draws) / self.chunk)
@@ -297,7 +297,7 @@ def _extend_until_converged(target, center, beta, num_chains, key, run_kw, est, 
     while True:
         half = llc_from_samples(_second_half(samples), nll_center, beta=beta, num_params=d, warn=False)
         checks = _auto_checks(half)
-        steps = run_kw["num_burnin"] + samples.num_draws * (run_kw.get("eval_full_nll_every") or run_kw["thinning"])
+        steps = blocks.burnin + samples.num_draws * blocks.every
         out_of_time = max_seconds is not None and time.perf_counter() - start > max_seconds
         if checks["passed"] or samples.ds.attrs.get("complete") or out_of_time:
             break
@@ -317,8 +317,3 @@ def _extend_until_converged(target, center, beta, num_chains, key, run_kw, est, 
         half.details["problems"].insert(0, half.details["auto"]["problem"])
     return half
 
-
-def _positive_int(value, name, minimum):
-    from .._utils import positive_int
-
-    return positive_int(value, name, minimum)

@@ -59,12 +59,22 @@ def _descend(opt, values, num_steps: int, trace: bool = False):
     return run
 
 
-def _equilibrate(model, data, num_steps: int, eta_max: float, values=None):
-    """params, λ, γ -> params after ``num_steps`` Adam steps on R + λD + γC (or on ``values``)
-    with the schedule η(t) = η_max (t/T)²(1 − t/T)^5 (zero at both ends: the last steps settle)."""
+def _equilibrate(values, num_steps: int, eta_max: float):
+    """params, *multipliers -> params after ``num_steps`` Adam steps on the objective ``values``
+    (R + λD + γC) with the schedule η(t) = η_max (t/T)²(1 − t/T)^5 (zero at both ends: the last
+    steps settle)."""
     T = num_steps
-    values = _objective(model, data) if values is None else values
     return _descend(optax.adam(lambda t: eta_max * (t / T) ** 2 * (1 - t / T) ** 5), values, T)
+
+
+def _check_numbers(positive=(), signed=(), **values):
+    """Each of ``values`` a finite number, >= 0 (any sign for the names in ``signed``, > 0 for
+    those in ``positive``): the multipliers and step sizes of the processes."""
+    for name, v in values.items():
+        bound = "" if name in signed else " > 0" if name in positive else " >= 0"
+        if not (isinstance(v, (int, float)) and np.isfinite(v)) or (name not in signed and v < 0) \
+                or (name in positive and v == 0):
+            raise InvalidArgumentError(f"`{name}` must be a finite number{bound}, got {v!r}")
 
 
 def equilibrium_surface(model: Model | None, data, lambdas, gammas, *, key, init=None, num_steps: int = 4000,
@@ -177,13 +187,11 @@ def iso_classification(model: Model | None, data, *, lam: float, gam: float, key
     num_steps = positive_int(num_steps, "num_steps")
     equilibration = positive_int(equilibration, "equilibration", 10)
     settle_rounds = positive_int(settle_rounds, "settle_rounds", 0)
-    for name, v in (("lam", lam), ("gam", gam), ("alpha", alpha), ("h", h), ("eta_max", eta_max)):
-        if not (isinstance(v, (int, float)) and np.isfinite(v) and v >= 0) or (name in ("h", "eta_max") and v == 0):
-            raise InvalidArgumentError(f"`{name}` must be a finite number >= 0 (h, eta_max > 0), got {v!r}")
+    _check_numbers(positive=("h", "eta_max"), lam=lam, gam=gam, alpha=alpha, h=h, eta_max=eta_max)
     if h >= min(lam, gam) and min(lam, gam) > 0:
         raise InvalidArgumentError(f"`h` ({h}) must be smaller than λ and γ so the differences stay in range")
     values = _objective(model, data)
-    eq = _equilibrate(model, data, equilibration, float(eta_max))
+    eq = _equilibrate(values, equilibration, float(eta_max))
     if init is None:
         p0 = jax.jit(_descend(optax.adam(0.01), values, init_steps))(model.init(key), jnp.float32(lam),
                                                                      jnp.float32(gam))

@@ -27,12 +27,13 @@ from .._target_inputs import check_key
 from .._utils import check_beta, positive_int
 from ..errors import InvalidArgumentError
 from ..target import Target
-from .iso import IsoProcess
+from .iso import IsoProcess, _check_numbers
 from .laws import _draws, _jackknife, response
 
 
-def _mean(run, name) -> tuple[float, float]:
-    return _jackknife(_draws(run)[0], lambda x: float(x[name].mean()))
+def _mean(draws: dict, name) -> tuple[float, float]:
+    """⟨name⟩ ± its jackknife error over one rung's draws (``laws._draws(run)[0]``)."""
+    return _jackknife(draws, lambda x: float(x[name].mean()))
 
 
 def _last_draws(run) -> dict:
@@ -64,37 +65,36 @@ def iso_classification_sampled(target: Target, *, beta: float, lam: float, gam: 
     beta = check_beta(beta, positive=True)
     check_key(key)
     num_steps = positive_int(num_steps, "num_steps")
-    for name, v in (("lam", lam), ("gam", gam), ("alpha", alpha)) + ((("h", h),) if h is not None else ()):
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0) or (name == "h" and v == 0):
-            raise InvalidArgumentError(f"`{name}` must be a finite number >= 0 (h > 0), got {v!r}")
+    _check_numbers(positive=("h",), lam=lam, gam=gam, alpha=alpha, **({} if h is None else {"h": h}))
     if h is not None and h >= min(lam, gam):
         raise InvalidArgumentError(f"`h` ({h}) must be smaller than λ and γ so the differences stay in range")
     kw = dict(num_chains=num_chains, num_warmup=num_warmup, num_samples=num_samples, progress=False, **nuts_options)
 
     def sample(lm, gm, init):
-        return sample_nuts(target.with_hyper(delta=lm, gamma=gm), [beta], key=key, init=init, **kw)
+        here = target.with_hyper(delta=lm, gamma=gm)
+        return here, sample_nuts(here, [beta], key=key, init=init, **kw)
 
     rows, init = [], None
     lm, gm = float(lam), float(gam)
     for step in range(num_steps + 1):
-        run = sample(lm, gm, init)
-        here = target.with_hyper(delta=lm, gamma=gm)
+        here, run = sample(lm, gm, init)
+        init = _last_draws(run)  # every chain's last draw starts the next runs
         row = {"lam": lm, "gam": gm, "rhat_C": float(_rhat(run, "C"))}
+        draws = _draws(run)[0]
         for name in ("R", "D", "C"):
-            row[name], row[f"{name}_se"] = _mean(run, name)
+            row[name], row[f"{name}_se"] = _mean(draws, name)
         for col, wrt in (("dC_dlam", "delta"), ("dC_dgam", "gamma")):
             r = response(run, here, "C", wrt)
             row[col], row[f"{col}_se"] = float(r["value"].values[0]), float(r["se"].values[0])
         if h is not None:
             for col, (a, b) in (("dC_dlam_fd", ((lm + h, gm), (lm - h, gm))),
                                 ("dC_dgam_fd", ((lm, gm + h), (lm, gm - h)))):
-                (ca, sa), (cb, sb) = (_mean(sample(*pt, _last_draws(run)), "C") for pt in (a, b))
+                (ca, sa), (cb, sb) = (_mean(_draws(sample(*pt, init)[1])[0], "C") for pt in (a, b))
                 row[col], row[f"{col}_se"] = (ca - cb) / (2 * h), math.hypot(sa, sb) / (2 * h)
         rows.append(row)
         if progress:
             print(f"iso σ>0 step {step}/{num_steps}: λ = {lm:.4g}, γ = {gm:.4g}, ⟨C⟩ = {row['C']:.4g} ± "
                   f"{row['C_se']:.2g}", flush=True)
-        init = _last_draws(run)
         lm, gm = lm - alpha * row["dC_dgam"], gm + alpha * row["dC_dlam"]
         if lm < 0 or gm < 0:
             raise InvalidArgumentError(f"the process left λ, γ >= 0 at step {step + 1} (λ = {lm:.3g}, γ = {gm:.3g}): "

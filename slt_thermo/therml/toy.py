@@ -97,8 +97,8 @@ def toy(n: int = 50, *, key, mu=None) -> Toy:
     """Appendix B's toy with a dataset of ``n`` i.i.d. pairs drawn with the JAX key ``key``.
 
     ``mu``: other class means (μ_0, μ_1) on the same 30 bins with the same noise s (solved for
-    Appendix B's means, so I(x; y) is then no longer 0.5 nats): a second task on the same input
-    space, e.g. :data:`TRANSFER_MU`'s tasks for the transfer experiment of :mod:`.transfer`."""
+    Appendix B's means, so I(x; y) is 0.5 nats only while both classes stay well inside the range,
+    as for :data:`TRANSFER_MU`'s, to 4e-7): a second task on the same input space, e.g. :data:`TRANSFER_MU`'s tasks for the transfer experiment of :mod:`.transfer`."""
     import jax
     import jax.numpy as jnp
 

@@ -37,7 +37,7 @@ import xarray as xr
 from .._target_inputs import check_key
 from .._utils import positive_int
 from ..errors import InvalidArgumentError
-from .iso import _descend, _equilibrate
+from .iso import _check_numbers, _descend, _equilibrate
 from .model import Model
 from .posterior import _check_data
 from .toy import TRANSFER_MU, Toy, toy
@@ -102,14 +102,6 @@ def _capped(gam, new, dc_dgam):
     return clipped, ~ok | (clipped != new)
 
 
-def _check_numbers(**values):
-    for name, v in values.items():
-        if not (isinstance(v, (int, float)) and np.isfinite(v)):
-            raise InvalidArgumentError(f"`{name}` must be a finite number, got {v!r}")
-        if name != "k" and (v < 0 or (name in ("h", "eta_max") and v == 0)):
-            raise InvalidArgumentError(f"`{name}` must be >= 0 (h, eta_max > 0), got {v!r}")
-
-
 def iso_transfer(model: Model | None, source, target, *, lam: float, gam: float, key, num_steps: int = 20,
                  k: float = 0.0, h: float = 0.05, equilibration: int = 500, eta_max: float = 2.0,
                  correct: bool = True, init=None, init_steps: int = 4000) -> Transfer:
@@ -136,18 +128,23 @@ def iso_transfer(model: Model | None, source, target, *, lam: float, gam: float,
     num_steps = positive_int(num_steps, "num_steps")
     equilibration = positive_int(equilibration, "equilibration", 10)
     init_steps = positive_int(init_steps, "init_steps", 1)
-    _check_numbers(lam=lam, gam=gam, k=k, h=h, eta_max=eta_max)
+    _check_numbers(positive=("h", "eta_max"), signed=("k",), lam=lam, gam=gam, k=k, h=h, eta_max=eta_max)
     if lam <= 0 or gam <= 0 or h >= 0.5:
         raise InvalidArgumentError(f"`lam` and `gam` must be > 0 and `h` (a relative step) < 0.5, got {lam}, {gam}, {h}")
     values, data_at = _objective(model, source, target)
-    eq = _equilibrate(model, None, equilibration, float(eta_max), values=values)
+    eq = _equilibrate(values, equilibration, float(eta_max))
     settle = jax.jit(eq)
     train = jax.jit(_descend(optax.adam(0.01), values, init_steps))
+
+    def settled(q, *m):  # one scheduled equilibration does not settle a fresh start
+        for _ in range(3):
+            q = settle(q, *m)
+        return q
+
     lam0, gam0 = jnp.float32(lam), jnp.float32(gam)
     k_init, k_scratch = jax.random.split(key)
     p0 = train(model.init(k_init), lam0, gam0, 0.0) if init is None else jax.tree_util.tree_map(jnp.asarray, init)
-    for _ in range(3):  # one scheduled equilibration does not settle a fresh start
-        p0 = settle(p0, lam0, gam0, 0.0)
+    p0 = settled(p0, lam0, gam0, 0.0)
     dt = 1.0 / num_steps
     c0 = values(p0, lam0, gam0, 0.0)[1]["C"]
 
@@ -189,17 +186,15 @@ def iso_transfer(model: Model | None, source, target, *, lam: float, gam: float,
         return end, rows, ft
 
     (p_end, lm_end, gm_end, _), rows, ft = both(p0)
-    first = np.concatenate([[0.0, lam, gam], np.asarray(measure(p0, lam0, gam0, 0.0)), [np.nan] * 3, [0.0]])
-    rows = np.vstack([first, np.asarray(rows, np.float64)])
-    ft = np.vstack([np.asarray(measure(p0, lam0, gam0, 0.0))[[2, 4, 5]], np.asarray(ft, np.float64)])
+    m0 = np.asarray(measure(p0, lam0, gam0, 0.0), np.float64)
+    rows = np.vstack([np.concatenate([[0.0, lam, gam], m0, [np.nan] * 3, [0.0]]), np.asarray(rows, np.float64)])
+    ft = np.vstack([m0[[2, 4, 5]], np.asarray(ft, np.float64)])
     names = ("t", "lam", "gam", "R", "D", "C", "F", "accuracy", "accuracy_target", "dC_dlam", "dC_dgam", "dC_dt",
              "capped")
     again = values(settle(p_end, lm_end, gm_end, 1.0), lm_end, gm_end, 1.0)[1]["C"]
     scratch = {}
     for tag, (lm, gm) in (("", (lm_end, gm_end)), ("_start", (lam0, gam0))):
-        q = train(model.init(k_scratch), lm, gm, 1.0)
-        for _ in range(3):
-            q = settle(q, lm, gm, 1.0)
+        q = settled(train(model.init(k_scratch), lm, gm, 1.0), lm, gm, 1.0)
         scratch[f"scratch_C{tag}"] = float(values(q, lm, gm, 1.0)[1]["C"])
         scratch[f"scratch_accuracy{tag}"] = float(model.accuracy(q, data_at(1.0)))
     table = xr.Dataset({**{n: ("step", rows[:, j]) for j, n in enumerate(names)},
