@@ -72,9 +72,14 @@ def _axes(ax, **kw):
 
 
 def save(fig: Figure, path) -> str:
-    """Write ``fig`` as a PNG (or any format matplotlib knows from the suffix). Returns the path."""
+    """Write ``fig`` as a PNG (or any format matplotlib knows from the suffix), write-then-rename
+    (:func:`slt_thermo.io.atomic_path`: a killed process never leaves half an image; a missing
+    directory is created). Returns the path."""
+    from .io import atomic_path
+
     path = os.fspath(path)
-    fig.savefig(path, dpi=_DPI)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=_DPI)
     return path
 
 

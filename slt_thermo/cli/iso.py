@@ -154,11 +154,10 @@ def run(args, argv) -> int:
 
 # ------------------------------------------------------------------------------ plots
 def _save(fig, outdir, name):
-    from ..io import atomic_path
+    from ..plotting import save
 
     fig.tight_layout()
-    with atomic_path(os.path.join(outdir, name)) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+    save(fig, os.path.join(outdir, name))
     return name
 
 

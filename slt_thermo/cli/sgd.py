@@ -105,7 +105,7 @@ def plots(s: dict, outdir: str) -> list[str]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from ..io import atomic_path
+    from ..plotting import save
 
     fig = Figure(figsize=(9, 3.4))
     FigureCanvasAgg(fig)
@@ -132,9 +132,7 @@ def plots(s: dict, outdir: str) -> list[str]:
     else:
         ax[1].set_axis_off()
     fig.tight_layout()
-    path = os.path.join(outdir, "sgd.png")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+    save(fig, os.path.join(outdir, "sgd.png"))
     return ["sgd.png"]
 
 

@@ -105,8 +105,7 @@ def plots(s: dict, outdir: str) -> list[str]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from ..io import atomic_path
-    from ..plotting import _plain_log_ticks
+    from ..plotting import _plain_log_ticks, save
 
     fig = Figure(figsize=(9, 3.2))
     FigureCanvasAgg(fig)
@@ -123,9 +122,7 @@ def plots(s: dict, outdir: str) -> list[str]:
         ax.set_xlabel("σ")
         ax.set_title(f"⟨{k}⟩" if k != "S" else "S = KL(p*‖q)")
     fig.tight_layout()
-    path = os.path.join(outdir, "therml_functionals.png")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+    save(fig, os.path.join(outdir, "therml_functionals.png"))
     return ["therml_functionals.png"]
 
 

@@ -83,8 +83,7 @@ def panels(params, p_xy, *, noise=None, title: str = "", path: str | None = None
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     if path is not None:
-        from ..io import atomic_path
+        from ..plotting import save
 
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
+        save(fig, path)
     return fig
