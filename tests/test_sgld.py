@@ -439,3 +439,70 @@ def test_max_curvature_is_the_exact_hessian_eigenvalue_on_linear_regression():
     H = beta * X.T @ X / m.sigma**2 + (m.alpha + gamma) * np.eye(3)
     kappa = st.max_curvature(target, m.true_params, beta=beta, gamma=gamma)
     np.testing.assert_allclose(kappa, np.linalg.eigvalsh(H)[-1], rtol=1e-3)
+
+
+def _anisotropic_linreg():
+    """linear_regression(3) with feature scales 1, 10, 0.1: curvatures 1e4 apart; its posterior
+    mean (chains start there) and its exact E^β[nL_n]."""
+    m = models.linear_regression(d=3)
+    data = m.simulate(jax.random.PRNGKey(1), 500)
+    data = dict(data, x=data["x"] * np.array([1.0, 10.0, 0.1], dtype=np.float32))
+    X, y = np.asarray(data["x"], float), np.asarray(data["y"], float)
+    mean_w = np.linalg.solve(X.T @ X / m.sigma**2 + m.alpha * np.eye(3), X.T @ y / m.sigma**2)
+    return m, data, st.Target(m, data), {"w": mean_w.astype(np.float32)}
+
+
+def test_underdamped_is_exact_on_a_gaussian_at_a_large_step():
+    """BAOAB samples the position marginal of a quadratic potential exactly at any stable step
+    (Leimkuhler & Matthews 2013), so underdamped Langevin on full-data gradients reproduces the
+    exact E[βH] of the conjugate model, and its variance along the stiffest direction (1/κ), at
+    ε = 3/κ (h√κ = 1.7, near the stability edge h√κ < 2). Power: SGLD at the same ε has
+    stationary variance 1/(1 − εκ/4) = 4 times the exact one along that direction. The friction
+    is critical for the flattest direction (curvature 1e4 below κ), so 6000 steps mix it."""
+    m, data, t, start = _anisotropic_linreg()
+    X = np.asarray(data["x"], float)
+    precision = X.T @ X / m.sigma**2 + m.alpha * np.eye(3)
+    curv, vecs = np.linalg.eigh(precision)
+    eps = 3.0 / curv[-1]
+    kw = dict(num_chains=8, num_steps=6000, num_burnin=1000, batch_size=500, eval_full_nll_every=5,
+              init=start, keep_params=True, key=jax.random.PRNGKey(5), progress=False)
+
+    def stiff_variance(run):  # E[(v·(w − μ))²] over the draws, exact: 1/κ
+        proj = (run.params["w"].values[0] - start["w"]) @ vecs[:, -1]
+        return mean_and_se(proj**2 * curv[-1])
+
+    ud = st.sample_sgld(t, [1.0], step_size=eps, friction=2 * np.sqrt(curv[0]), **kw)
+    assert ud.ds.attrs["friction"] > 0 and ud.healthy.values.all()
+    mean, se = mean_and_se(ud.nll.values[0])
+    exact = m.exact_thermo(data, 1.0).E
+    assert abs(mean - exact) < Z * se, (mean, exact, se)
+    ratio, se = stiff_variance(ud)
+    assert abs(ratio - 1) < Z * se and se < 0.1, (ratio, se)
+    ratio_sgld, se_sgld = stiff_variance(st.sample_sgld(t, [1.0], step_size=eps, **kw))
+    assert ratio_sgld - 1 > 10 * se_sgld, (ratio_sgld, se_sgld)  # ≈ 4
+
+
+def test_full_batch_gradients_are_exact():
+    """batch_size = n uses every example once: no minibatch noise, so its predicted excess is 0
+    (drawing n examples with replacement would leave a bootstrap's noise)."""
+    from slt_thermo.samplers.gradients import batch_indices
+
+    idx = batch_indices(jax.random.PRNGKey(0), 7, 7, (2,))
+    assert idx.shape == (2, 7) and (np.sort(np.asarray(idx), axis=1) == np.arange(7)).all()
+    assert batch_indices(jax.random.PRNGKey(0), 7, 3).shape == (3,)
+    m, data, t, start = _anisotropic_linreg()
+    for friction in (None, 1.0):
+        run = st.sample_sgld(t, [1.0], step_size=1e-6, num_steps=20, num_burnin=10, batch_size=500, num_chains=2,
+                             init=start, friction=friction, key=jax.random.PRNGKey(0), progress=False)
+        assert np.nanmax(run["minibatch_excess"].values) == 0.0
+
+
+def test_underdamped_argument_errors(linreg):
+    m, data, t = linreg
+    kw = dict(step_size=1e-4, num_steps=20, num_burnin=10, batch_size=10, num_chains=2, key=jax.random.PRNGKey(0),
+              progress=False)
+    for bad in (0.0, -1.0, float("nan"), "fast"):
+        with pytest.raises(st.InvalidArgumentError, match="friction"):
+            st.sample_sgld(t, [1.0], friction=bad, **kw)
+    with pytest.raises(st.InvalidArgumentError, match="preconditioner"):
+        st.sample_sgld(t, [1.0], friction=1.0, preconditioner="rmsprop", **kw)

@@ -46,6 +46,16 @@ def grad_estimator(target: Target, center=None, gamma=0.0) -> GradFn:
     return jax.value_and_grad(logdensity, has_aux=True)
 
 
+def batch_indices(key, n: int, batch_size: int, shape: tuple = ()):
+    """Example indices of one gradient estimate, shaped ``shape + (batch_size,)``: every example
+    once when ``batch_size`` = n (the exact full-data gradient, no noise), else drawn uniformly
+    with replacement (unbiased). Drawing n examples with replacement would leave a bootstrap's
+    gradient noise — n·Var_i(∇ℓ_i) per step — on a run that asked for full data."""
+    if batch_size == n:
+        return jnp.broadcast_to(jnp.arange(n), shape + (n,))
+    return jax.random.randint(key, shape + (batch_size,), 0, n)
+
+
 def full_nll_grad(target: Target, u):
     """∇_u H at ``u`` on the full data (H = nL_n, the untempered energy; no prior, no
     localization): one full-data gradient pass, what a control variate pays once at its

@@ -6,7 +6,8 @@ One step, in the sampler's unconstrained space u (identity for unconstrained mod
     Δu = (ε/2) G ∘ ∇_u [log φ − β Ĥ_B − (γ/2)‖w − w*‖² + log|J|] + √ε · N(0, G)
 
 where Ĥ_B = (n/B) Σ_{i∈B} −log p(y_i|x_i, w) is the unbiased minibatch estimate of H = nL_n
-(B examples drawn uniformly with replacement each step), G = 1 without preconditioning and
+(B examples drawn uniformly with replacement each step; every example once when B = n), G = 1
+without preconditioning and
 G = 1/(√max(V, γ, 1) + δ) under ``"rmsprop"``, V the exponential running average of squared
 gradients, started at their mean over 8 minibatches at the initial point and updated during
 burn-in only: G is then held fixed, so the recorded draws come from Langevin dynamics with a
@@ -68,10 +69,11 @@ from jax.flatten_util import ravel_pytree
 from ..errors import InvalidArgumentError
 from ..results import Samples
 from ..target import Target, sq_distance
-from .gradients import control_variates, grad_estimator, nll_control_variate
+from .gradients import batch_indices, control_variates, grad_estimator, nll_control_variate
 from .mala import langevin_acceptance
 from .._utils import positive_int
 from .run import Kernel, RunOptions, all_finite, run
+from .underdamped import UnderdampedConfig
 
 PRECONDITIONERS = (None, "rmsprop", "rmsprop_adaptive")
 NUM_DIAGNOSTICS = 50  # default cap on the recorded draws per chain that get the MALA check
@@ -197,19 +199,19 @@ class SGLDConfig(NamedTuple):
 
         def init(key, u, beta):
             if rms:  # warm start: V = mean squared minibatch gradient over RMSPROP_WARMUP batches
-                idx = jax.random.randint(key, (RMSPROP_WARMUP, B), 0, n)
+                idx = batch_indices(key, n, B, (RMSPROP_WARMUP,))
                 (_, nlls), grads = jax.vmap(lambda i: sgld_grad(u, beta, i))(idx)
                 pstate = rmsprop_warm_start(precond.init(u), grads)
                 nll = recorded_nll(nlls[0], idx[0])
             else:
-                idx = jax.random.randint(key, (B,), 0, n)
+                idx = batch_indices(key, n, B)
                 nll = recorded_nll(target.nll_batch(target.to_constrained(u), idx), idx)
                 pstate = precond.init(u)
             return SGLDState(u, pstate, nll, jnp.isfinite(nll))
 
         def step(key, state, beta):
             k_batch, k_noise = jax.random.split(key)
-            idx = jax.random.randint(k_batch, (B,), 0, n)
+            idx = batch_indices(k_batch, n, B)
             (logp, nll), grad = sgld_grad(state.position, beta, idx)
             nll = recorded_nll(nll, idx)
             drift, pstate = precond.update(grad, state.precond)  # G ∘ ∇log p, leaf-wise
@@ -266,8 +268,11 @@ def minibatch_gradient_variance(target: Target, u, beta, batch_size: int, key, *
     Var_i is estimated (unbiased) from ``num_examples`` random examples, their per-example
     gradients taken ``chunk`` at a time (memory chunk·d, not n·d). With a ``reference`` point u*
     (SGLD-CV), the variance is that of the control-variated gradient: Var_i(βn(∇ℓ_i(u) −
-    ∇ℓ_i(u*)))/B."""
+    ∇ℓ_i(u*)))/B. With B = n every example is used once (:func:`batch_indices`): the gradient is
+    exact and the variance 0."""
     n = target.n
+    if batch_size == n:
+        return jnp.zeros_like(ravel_pytree(u)[0])
 
     def example_grad_at(v, i):  # ∇_v βnℓ_i: the prior, localization and Jacobian terms are exact
         g = jax.grad(lambda x: beta * target.nll_batch(target.to_constrained(x), i[None]))(v)
@@ -327,6 +332,7 @@ def sample_sgld(
     chunk_size: int | None = None,
     devices=None,
     diagnose_every: int | None = None,
+    friction: float | None = None,
 ) -> Samples:
     """SGLD on p^β(w) ∝ φ(w) e^{−βnL_n(w)} (× e^{−γ/2‖w − center‖²}) at every β, vmapped chains.
 
@@ -370,6 +376,11 @@ def sample_sgld(
     the same mean, but its noise shrinks with ‖w − w*‖ instead of staying at the per-example
     gradients' spread at w*, which is what heats SGLD on noisy data (the ``minibatch_excess``,
     there ~nβ/B times the discretization part). Costs a second minibatch gradient per step.
+
+    ``friction=c`` runs underdamped Langevin dynamics instead (SGHMC in the BAOAB splitting,
+    :mod:`~slt_thermo.samplers.underdamped`): a unit-mass momentum with friction c, time step
+    √ε. Flat directions of curvature k then relax in ~√(κ/k) steps instead of ~κ/k (κ the largest
+    curvature); c ≈ 2√k of the flattest direction is critical damping there. No preconditioner.
 
     With a ``center``, every draw also records ``sq_distance`` = ‖w − center‖², a slow observable
     (it follows the flat directions that the minibatch nll hardly sees), for mixing checks.
@@ -420,9 +431,17 @@ def sample_sgld(
         diagnose_every = max(1, math.ceil(num_samples / checks))
     diagnose_every = positive_int(diagnose_every, "diagnose_every")
     adapt_steps = num_burnin if preconditioner == "rmsprop" else None
-    config = SGLDConfig(float(step_size), batch_size, preconditioner, float(rmsprop_decay),
-                        float(rmsprop_eps), eval_full_nll_every is not None, adapt_steps,
-                        bool(control_variate))
+    if friction is None:
+        config = SGLDConfig(float(step_size), batch_size, preconditioner, float(rmsprop_decay),
+                            float(rmsprop_eps), eval_full_nll_every is not None, adapt_steps,
+                            bool(control_variate))
+    else:
+        if not (isinstance(friction, (int, float)) and friction > 0 and math.isfinite(friction)):
+            raise InvalidArgumentError(f"`friction` must be a positive number or None, got {friction!r}")
+        if preconditioner is not None:
+            raise InvalidArgumentError("`friction` (underdamped dynamics) takes no `preconditioner`")
+        config = UnderdampedConfig(float(step_size), batch_size, float(friction),
+                                   eval_full_nll_every is not None, bool(control_variate))
     options = options.replace(num_warmup=num_burnin, num_samples=num_samples, thinning=thinning,
                               keep_pointwise=False)
     return run(
@@ -431,5 +450,6 @@ def sample_sgld(
         attrs={"step_size": step_size, "batch_size": batch_size,
                "preconditioner": preconditioner or "none", "control_variate": bool(control_variate),
                "nll_kind": "full" if config.full_nll else "minibatch", "num_steps": num_steps,
-               "num_burnin": num_burnin, "diagnose_every": diagnose_every},
+               "num_burnin": num_burnin, "diagnose_every": diagnose_every,
+               "friction": "none" if friction is None else float(friction)},
     )
