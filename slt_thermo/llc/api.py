@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 import warnings
 
 import jax
@@ -60,6 +61,7 @@ def llc(
     diagnose_every: int | None = None,
     devices=None,
     checkpoint=None,
+    friction: float | str | None = None,
 ) -> Estimate:
     """Estimate the local learning coefficient at ``center`` (= w*, in model space).
 
@@ -149,19 +151,22 @@ def llc(
     key_tune, key_run = jax.random.split(key)
     step = first_step(step_size, target, center, key=key_tune, beta=beta, gamma=gamma, batch_size=batch_size,
                       preconditioner=preconditioner, control_variate=control_variate, progress=progress)
-    run_kw = dict(num_steps=max_steps if auto else num_steps, num_burnin=num_burnin, batch_size=batch_size, center=center,
+    friction = _friction(friction, gamma)
+    run_kw = dict(num_steps=max_steps if auto else num_steps, num_burnin=num_burnin, batch_size=batch_size, center=center, friction=friction,
                   gamma=gamma, preconditioner=preconditioner, control_variate=control_variate,
                   thinning=1 if thinning is None else thinning, eval_full_nll_every=eval_full_nll_every,
                   progress=progress, keep_params=False, diagnose_every=diagnose_every, devices=devices)
     first = _Blocks(checkpoint, auto, num_burnin, run_kw["eval_full_nll_every"] or run_kw["thinning"])
     if auto and diagnose_every is None:  # MALA checks spread over each block, not over the budget
         run_kw["diagnose_every"] = max(1, first.draws // 8)
-    est, step = _sample_until_accepted(target, center, beta, num_chains, key_run, run_kw, step, nll_center,
-                                       first)
-    run_kw["step_size"] = step["step_size"]
+    extend = None
     if auto:
-        est = _extend_until_converged(target, center, beta, num_chains, key_run, run_kw, est, nll_center,
-                                      first, max_seconds)
+        deadline = None if max_seconds is None else time.perf_counter() + max_seconds
+        extend = lambda e, kw: _extend_until_converged(target, center, beta, num_chains, key_run, kw, e,
+                                                       nll_center, first, deadline)
+    est, step = _sample_until_accepted(target, center, beta, num_chains, key_run, run_kw, step, nll_center,
+                                       first, extend)
+    run_kw["step_size"] = step["step_size"]
     if check_equilibration:
         if auto:  # the hot chains run as long as the main run did; both compared on their second halves
             run_kw["num_steps"] = est.details["auto"]["steps"]
@@ -182,11 +187,25 @@ def llc(
     return est
 
 
-def _sample_until_accepted(target, center, beta, num_chains, key, run_kw, step, nll_center, blocks=None):
+def _friction(friction, gamma):
+    """The underdamped run's friction: ``"auto"`` is critical damping 2√γ of the localization's
+    curvature γ, the flattest a localized direction can be."""
+    if friction == "auto":
+        if not gamma > 0:
+            raise InvalidArgumentError("friction='auto' is 2√γ: it needs gamma > 0; give a number")
+        return 2.0 * math.sqrt(gamma)
+    return friction
+
+
+def _sample_until_accepted(target, center, beta, num_chains, key, run_kw, step, nll_center, blocks=None,
+                           extend=None):
     """One run at ``step``; under ``auto``, halve ε and run again while the run fails its checks
     (finite chains, MALA acceptance >= AUTO_ACCEPT, predicted ε-bias <= PREDICTED_BIAS of λ̂), at
-    most AUTO_MAX_HALVINGS times. The last run's warnings are re-emitted (problems excluded: the
-    caller warns about those once). Returns (estimate, step record with ``attempts``)."""
+    most AUTO_MAX_HALVINGS times. With ``extend`` (num_steps="auto"), a first block that passes is
+    extended until it converges, and the checks are those of the extended run: chains that spread
+    from w* meet larger curvatures, where an ε accepted at the start can fail (or blow up). The
+    last run's warnings are re-emitted (problems excluded: the caller warns about those once).
+    Returns (estimate, step record with ``attempts``)."""
     attempts = []
     while True:
         last = step["rule"] != "auto" or step["halvings"] >= AUTO_MAX_HALVINGS
@@ -197,6 +216,9 @@ def _sample_until_accepted(target, center, beta, num_chains, key, run_kw, step, 
                                 step_size=step["step_size"],
                                 options=(blocks or _Blocks()).first(f"attempt-{len(attempts)}"), **run_kw)
                 est = llc_from_samples(s, nll_center, beta=beta, num_params=num_params(center), warn=False)
+                if extend is not None and _passes(est):
+                    est = extend(est, dict(run_kw, step_size=step["step_size"]))
+                    last = last or est.details["auto"]["budget"] == "time"
                 acc, bad, bias = (est.details[k] for k in ("mala_accept", "unhealthy", "predicted_bias"))
             except SLTThermoError:
                 if last:
@@ -204,8 +226,7 @@ def _sample_until_accepted(target, center, beta, num_chains, key, run_kw, step, 
                 est, acc, bad, bias = None, float("nan"), num_chains, float("nan")
         attempts.append({"step_size": step["step_size"], "mala_accept": acc, "unhealthy": bad,
                          "predicted_bias": bias})
-        passed = (est is not None and bad == 0 and acc >= AUTO_ACCEPT
-                  and not predicted_bias_too_large(bias, est.value))
+        passed = est is not None and _passes(est)
         if last or passed:
             break
         why = (f"{bad} chain(s) went non-finite" if bad else f"MALA acceptance {acc:.3f} < {AUTO_ACCEPT}"
@@ -218,6 +239,14 @@ def _sample_until_accepted(target, center, beta, num_chains, key, run_kw, step, 
     if step["rule"] == "auto":
         step = auto_step(step["kappa"], step["halvings"], passed)
     return est, {**step, "attempts": attempts}
+
+
+def _passes(est) -> bool:
+    """The step-size checks: no chain went non-finite, MALA acceptance >= AUTO_ACCEPT, predicted
+    ε-bias <= PREDICTED_BIAS of λ̂."""
+    d = est.details
+    return (d["unhealthy"] == 0 and d["mala_accept"] >= AUTO_ACCEPT
+            and not predicted_bias_too_large(d["predicted_bias"], est.value))
 
 
 def _hot_started_run(target, center, beta, num_chains, key, run_kw, checkpoint=None) -> Samples:
@@ -287,33 +316,43 @@ def _auto_checks(est) -> dict:
 
 
 def _extend_until_converged(target, center, beta, num_chains, key, run_kw, est, nll_center, blocks,
-                            max_seconds) -> Estimate:
+                            deadline) -> Estimate:
     """Continue the accepted auto run block by block until its second half passes the checks or
-    the budget ends; the estimate of the second half, with ``details["auto"]``."""
-    import time
-
-    samples = est.details["samples"]
-    start, d = time.perf_counter(), num_params(center)
+    the budget ends (steps, or ``deadline`` in ``time.perf_counter`` seconds); the estimate of the
+    second half, with ``details["auto"]``. A block in which a chain goes non-finite ends the run:
+    the estimate is the previous block's, with ``unhealthy`` set to the chains lost (so the caller
+    halves ε)."""
+    samples, d, lost = est.details["samples"], num_params(center), 0
     while True:
         half = llc_from_samples(_second_half(samples), nll_center, beta=beta, num_params=d, warn=False)
         checks = _auto_checks(half)
         steps = blocks.burnin + samples.num_draws * blocks.every
-        out_of_time = max_seconds is not None and time.perf_counter() - start > max_seconds
+        out_of_time = deadline is not None and time.perf_counter() > deadline
         if checks["passed"] or samples.ds.attrs.get("complete") or out_of_time:
             break
-        samples = sample_sgld(target, [beta], num_chains=num_chains, key=key, init=center,
-                              options=blocks.more(samples), **run_kw)
-    half.details["auto"] = {"converged": checks["passed"], "steps": int(steps), "checks": checks,
+        more = sample_sgld(target, [beta], num_chains=num_chains, key=key, init=center,
+                           options=blocks.more(samples), **run_kw)
+        lost = int((~more.healthy.values).sum())
+        if lost:
+            half.details["unhealthy"] = lost
+            break
+        samples = more
+    half.details["auto"] = {"converged": checks["passed"] and not lost, "steps": int(steps), "checks": checks,
                             "budget": "time" if out_of_time and not checks["passed"] else
-                            "steps" if not checks["passed"] else None}
-    if not checks["passed"]:
+                            "steps" if not checks["passed"] and not lost else None}
+    if lost:
+        problem = (f"num_steps='auto': {lost} chain(s) went non-finite after {int(steps)} steps per chain (ε too "
+                   "large where the chains spread from w*): λ̂ is from the draws before")
+    elif not checks["passed"]:
         up = checks["drift_z"] > 0 or checks["drift_z_distance"] > 0
-        half.details["auto"]["problem"] = (
+        problem = (
             f"num_steps='auto': the budget ({'max_seconds' if out_of_time else 'max_steps'}) ended after "
             f"{int(steps)} steps per chain before the chains converged (R-hat {checks['rhat']:.3f}, drift z "
             f"{checks['drift_z']:+.1f}, ‖w − w*‖² drift z {checks['drift_z_distance']:+.1f}, ESS {checks['ess']:.0f}); "
             + ("the chains are still spreading from w*: λ̂ is a lower bound" if up else
                "λ̂ has not settled: its error bar understates its error"))
-        half.details["problems"].insert(0, half.details["auto"]["problem"])
+    else:
+        return half
+    half.details["auto"]["problem"] = problem
+    half.details["problems"].insert(0, problem)
     return half
-
