@@ -42,9 +42,12 @@ MAX_PARAMS = 4000  # 2 CPU cores: larger nets take too long per run for a 20-net
 # name -> st.llc keywords on top of its defaults
 POLICIES = {
     "default": {},
-    "gamma1_rmsprop": dict(gamma=1.0, preconditioner="rmsprop", step_size="sweep", num_steps=5000, num_burnin=1000),
-    "auto": dict(num_steps="auto"),
-    "auto_gamma1": dict(num_steps="auto", gamma=1.0, max_seconds=180.0),
+    # the defaults before issue 25: overdamped SGLD, γ = 100, 2000 steps
+    "sgld_gamma100": dict(gamma=100.0, friction=None, num_steps=2000),
+    "gamma1_rmsprop": dict(gamma=1.0, friction=None, preconditioner="rmsprop", step_size="sweep",
+                           num_steps=5000, num_burnin=1000),
+    "sgld_auto_gamma1": dict(num_steps="auto", gamma=1.0, friction=None),
+    "underdamped_gamma100": dict(gamma=100.0),
 }
 
 
@@ -65,7 +68,28 @@ def suite(num_nets: int, seed: int, quick: bool) -> list[dict]:
     return nets
 
 
-def run_one(net: dict, policy: str) -> dict:
+def nuts_reference(model, data, n, beta, gamma, seed) -> dict:
+    """The exact localized posterior's λ̂ by NUTS (what every SGLD run converges to as ε → 0 and
+    steps → ∞), on a population target built from the data's second moments (same function of w
+    as the data NLL, at a cost independent of n: ``llc_vs_devinterp._SufficientStats``). Its gap
+    to λ is the estimator's own bias at this n, β, γ on these data, which no sampler removes."""
+    import jax
+
+    import slt_thermo as st
+    from llc_vs_devinterp import _SufficientStats
+
+    target = st.Target.population(_SufficientStats(model, data), n)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s = st.sample_nuts(target, [beta], num_chains=4, num_warmup=500, num_samples=500,
+                           key=jax.random.PRNGKey(seed), init=model.true_params, center=model.true_params,
+                           gamma=gamma, max_tree_depth=10, keep_params=False, progress=False)
+        est = st.llc_from_samples(s, 0.0, beta=beta, warn=False)  # nll(w*) = 0 on this target
+    return {"llc": est.value, "se": est.stderr, "rhat": est.details["rhat"], "wall_s": time.perf_counter() - t0}
+
+
+def run_one(net: dict, policy: str, nuts_cache: dict | None = None) -> dict:
     import jax
 
     import slt_thermo as st
@@ -75,7 +99,8 @@ def run_one(net: dict, policy: str) -> dict:
     model = models.deep_linear(tuple(net["widths"]), net["r"], seed=net["seed"])
     exact = rlct_dln(net["widths"], net["r"])
     lam = float(exact.lam)
-    target = st.Target(model, model.simulate(jax.random.PRNGKey(net["seed"]), net["n"]))
+    data = model.simulate(jax.random.PRNGKey(net["seed"]), net["n"])
+    target = st.Target(model, data)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -88,7 +113,15 @@ def run_one(net: dict, policy: str) -> dict:
     chains = POLICIES[policy].get("num_chains", 8)
     ref = d.get("llc_ref_minimum")
     value = est.value if ref is None else ref
-    return {**net, "policy": policy, "lam": lam, "m": int(exact.m), "llc": est.value, "se": est.stderr,
+    nuts = None
+    if nuts_cache is not None:  # one NUTS run per (net, γ)
+        gamma = d["gamma"] or 0.0
+        k = (net["seed"], float(gamma))
+        if k not in nuts_cache:
+            nuts_cache[k] = nuts_reference(model, data, net["n"], d["beta"], float(gamma), 7)
+        nuts = nuts_cache[k]
+    return {**net, "policy": policy, "nuts": nuts,
+            "z_vs_nuts": None if nuts is None else (est.value - nuts["llc"]) / math.hypot(est.stderr, nuts["se"]), "lam": lam, "m": int(exact.m), "llc": est.value, "se": est.stderr,
             "llc_ref_minimum": ref, "rel_err": (value - lam) / lam, "z": (value - lam) / est.stderr,
             "auto": d.get("auto"), "rhat": d.get("rhat"), "drift_z": d.get("drift_z"), "gamma_sensitivity": d.get("gamma_sensitivity"),
             "step_size": d["step_size_policy"]["step_size"], "attempts": len(attempts),
@@ -106,9 +139,21 @@ def summary(rows: list[dict]) -> dict:
                        "within_10pct": float(np.mean(err <= 0.10)), "within_5pct": float(np.mean(err <= 0.05)),
                        "coverage_z2": float(np.mean(np.abs([r["z"] for r in rs]) < 2)),
                        "flagged": sum(bool(r["problems"]) for r in rs),
+                       **_vs_nuts([r for r in rs if r.get("nuts")]),
                        "wall_s": float(sum(r["wall_s"] for r in rs)),
                        "grad_evals": int(sum(r["grad_evals"] for r in rs))}
     return out
+
+
+def _vs_nuts(rs) -> dict:
+    """The sampler's error (λ̂ against NUTS on the same localized posterior) and the estimator's
+    own (NUTS against λ), where NUTS references were run."""
+    if not rs:
+        return {}
+    rel = np.abs([(r["llc"] - r["nuts"]["llc"]) / r["nuts"]["llc"] for r in rs])
+    return {"nuts_nets": len(rs), "median_abs_rel_err_vs_nuts": float(np.median(rel)),
+            "coverage_vs_nuts_z2": float(np.mean(np.abs([r["z_vs_nuts"] for r in rs]) < 2)),
+            "median_nuts_rel_err_vs_lambda": float(np.median([(r["nuts"]["llc"] - r["lam"]) / r["lam"] for r in rs]))}
 
 
 def print_table(rows, summ):
@@ -118,11 +163,16 @@ def print_table(rows, summ):
         ref = r["llc_ref_minimum"] if r["llc_ref_minimum"] is not None else float("nan")
         print(f"{r['policy']:16s} {str(r['widths']):22s} {r['r']:2d} {r['n']:6d} {r['num_params']:5d} "
               f"{r['lam']:6.2f} {r['llc']:7.2f} {r['se']:5.2f} {ref:7.2f} {r['rel_err']:+6.1%} {r['z']:+6.1f} "
-              f"{r['wall_s']:6.0f}  {'; '.join(p[:40] for p in r['problems'])}")
+              f"{r['wall_s']:6.0f}  " + (f"NUTS {r['nuts']['llc']:.2f}±{r['nuts']['se']:.2f} z {r['z_vs_nuts']:+.1f}  "
+                                         if r.get("nuts") else "") + '; '.join(p[:40] for p in r['problems']))
     for policy, s in summ.items():
         print(f"\n{policy}: {s['nets']} nets, median |rel err| {s['median_abs_rel_err']:.1%}, within 10%: "
               f"{s['within_10pct']:.0%}, within 5%: {s['within_5pct']:.0%}, coverage |z|<2: {s['coverage_z2']:.0%}, "
               f"flagged {s['flagged']}, {s['wall_s']:.0f} s, {s['grad_evals']:.3g} gradient evaluations")
+        if s.get("nuts_nets"):
+            print(f"  against NUTS on the same localized posterior ({s['nuts_nets']} nets): median |λ̂ − NUTS|/NUTS "
+                  f"{s['median_abs_rel_err_vs_nuts']:.1%}, coverage |z| < 2: {s['coverage_vs_nuts_z2']:.0%}; "
+                  f"NUTS itself against λ: median {s['median_nuts_rel_err_vs_lambda']:+.1%} (the estimator's own bias)")
 
 
 def main(argv=None) -> int:
@@ -131,6 +181,11 @@ def main(argv=None) -> int:
     p.add_argument("--nets", type=int, default=None, help="number of networks (default 20, quick 4)")
     p.add_argument("--suite-seed", type=int, default=0)
     p.add_argument("--policies", nargs="+", default=["default"], choices=sorted(POLICIES))
+    p.add_argument("--nuts", action="store_true",
+                   help="also NUTS on each net's localized posterior (the value λ̂ converges to)")
+    p.add_argument("--only", type=int, nargs="+", default=None, help="run these nets of the suite only")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help="st.llc's max_seconds for every policy (a wall budget per net on a slow machine)")
     p.add_argument("--json", default=str(RESULTS / "llc_accuracy.json"))
     p.add_argument("--from-json", default=None, help="re-print a saved result; runs nothing")
     args = p.parse_args(argv)
@@ -139,12 +194,17 @@ def main(argv=None) -> int:
         print_table(saved["rows"], saved["summary"])
         return 0
     nets = suite(args.nets or (4 if args.quick else 20), args.suite_seed, args.quick)
-    rows = []
+    if args.only:
+        nets = [nets[i] for i in args.only]
+    if args.max_seconds:
+        for kw in POLICIES.values():
+            kw.setdefault("max_seconds", args.max_seconds)
+    rows, nuts_cache = [], ({} if args.nuts else None)
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     partial = Path(args.json + ".partial")
     for net in nets:
         for policy in args.policies:
-            row = run_one(net, policy)
+            row = run_one(net, policy, nuts_cache)
             rows.append(row)
             partial.write_text(json.dumps({"argv": sys.argv, "rows": rows}, default=str))  # nothing lost on a crash
             print(f"{policy}: {net['widths']} r={net['r']} n={net['n']}: λ = {row['lam']:.2f}, "

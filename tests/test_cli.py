@@ -151,7 +151,10 @@ def test_llc_bare_table_results_dir_and_show(tmp_path, capsys):
     assert s["command"] == "llc" and s["n"] == 10000 and s["model"]["rlct"] == "3/2" and s["truth"]["applies"]
     assert s["settings"]["step_rule"] == "auto" and s["settings"]["batch_size"] == 10000
     run = st.load(d / "samples.nc")
-    assert run.n == 10000 and run.ds.sizes["chain"] == 8 and run.ds.sizes["draw"] == 160  # (2000-400)/10
+    assert s["settings"]["steps"] == "auto" and s["auto"]["converged"]  # --steps auto, the default
+    total = (s["settings"]["steps_run"] - 400) // 10  # draws after burn-in; λ̂ keeps the second half
+    assert run.n == 10000 and run.ds.sizes["chain"] == 8 and run.ds.sizes["draw"] == total - total // 2
+    assert "underdamped Langevin (friction 2)" in text and s["settings"]["gamma"] == 1.0
     beta = 1 / math.log(10000)
     assert s["settings"]["beta"] == pytest.approx(beta)
     nll = run.nll.values[0][run.healthy.values[0]].astype(np.float64)  # a float32 mean of nL_n ≈ 3e4 is off by ~2e-3
@@ -193,6 +196,15 @@ def test_llc_command_and_library_give_the_same_estimate(tmp_path, capsys):
     assert est.stderr == pytest.approx(s["llc"]["stderr"], rel=1e-6)
     assert est.details["step_size_policy"]["step_size"] == pytest.approx(s["settings"]["step_size"], rel=1e-12)
     assert est.details["llc_ref_minimum"] == pytest.approx(s["llc_ref_minimum"]["value"], rel=1e-6)
+    # and the command's defaults are the library's
+    import inspect
+
+    lib = inspect.signature(st.llc).parameters
+    ns = cli.build_parser().parse_args(["llc"])
+    for arg, name in [("gamma", "gamma"), ("friction", "friction"), ("steps", "num_steps"),
+                      ("max_steps", "max_steps"), ("max_seconds", "max_seconds"), ("chains", "num_chains"),
+                      ("burnin", "num_burnin"), ("step_size", "step_size")]:
+        assert getattr(ns, arg) == lib[name].default, (arg, getattr(ns, arg), lib[name].default)
 
 
 def test_therml_usage_errors():
@@ -326,7 +338,11 @@ BAD = [
     (["free-energy", "--betas", "1"], "argument --betas"),
     (["llc", "--gamma", "-1"], "argument --gamma: must be a number >= 0, got '-1'"),
     (["llc", "--chains", "0"], "argument --chains: must be an integer >= 1, got 0"),
-    (["llc", "--burnin", "3000"], "argument --burnin: must be smaller than --steps (2000)"),
+    (["llc", "--steps", "2000", "--burnin", "3000"], "argument --burnin: must be smaller than --steps (2000)"),
+    (["llc", "--steps", "often"], "argument --steps: must be auto or an integer >= 2"),
+    (["llc", "--friction", "-1"], "argument --friction: must be auto, none or a positive number"),
+    (["llc", "--friction", "2", "--preconditioner", "rmsprop", "--step-size", "1e-4"], "argument --friction: underdamped chains take no --preconditioner"),
+    (["llc", "--max-steps", "100"], "argument --max-steps"),
     (["llc", "--step-size", "fast"], "argument --step-size: must be auto, sweep or a positive number"),
     (["llc", "--preconditioner", "adam"], "argument --preconditioner: invalid choice"),
     (["llc", "--preconditioner", "rmsprop"], "argument --step-size: auto (ε = 1/(4κ̂)) is for plain SGLD"),

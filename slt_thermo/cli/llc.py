@@ -24,6 +24,7 @@ from ._args import (
     nonnegative_float,
     positive_float,
 )
+from ..llc.api import AUTO_MAX_STEPS, DEFAULT_GAMMA, resolve_friction
 from ._common import cached_target, meta, results_dir, truth, truth_json
 
 LLC_ACCEPT = 0.9  # = slt_thermo.llc.AUTO_ACCEPT, spelled here so that --help needs no jax (a test checks)
@@ -52,6 +53,27 @@ def _step_size(text):
         return positive_float(text)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"must be auto, sweep or a positive number, got {text!r}") from None
+
+
+def _steps(text):
+    """``--steps``: auto (run until converged) or an integer ≥ 2."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int_at_least(2)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be auto or an integer >= 2, got {text!r}") from None
+
+
+def _friction(text):
+    """``--friction``: auto (2√max(γ, 1)), none (overdamped SGLD) or a positive number."""
+    word = text.strip().lower()
+    if word in ("auto", "none"):
+        return None if word == "none" else word
+    try:
+        return positive_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be auto, none or a positive number, got {text!r}") from None
 
 
 def add_parser(sub):
@@ -88,8 +110,14 @@ def add_parser(sub):
                         "accepted too), e.g. slt_thermo.io.save_params(FILE, params) "
                         "(default: the model's true_params)")
     g.add_argument("--beta", type=positive_float, default=None, help="inverse temperature (default 1/log n)")
-    g.add_argument("--gamma", type=nonnegative_float, default=100.0,
-                   help="localization strength γ (0: none, only sensible with a compact prior)")
+    g.add_argument("--gamma", type=nonnegative_float, default=DEFAULT_GAMMA,
+                   help="localization strength γ (0: none, only sensible with a compact prior; devinterp's "
+                        "100 truncates the flat directions of deep nets, dλ̂/dlog γ in the table says how much)")
+    g.add_argument("--friction", type=_friction, default="auto", metavar="auto|none|C",
+                   help="underdamped Langevin chains with friction C (auto: 2√max(γ, 1), critical damping of "
+                        "the flattest localized direction; none with --preconditioner rmsprop); none: "
+                        "overdamped SGLD, whose step size, capped by the stiffest direction, leaves flat ones "
+                        "unmixed for ~κ/γ steps"),
     g.add_argument("--step-size", type=_step_size, default="auto", metavar="auto|sweep|EPS",
                    help="SGLD step size ε. auto: ε = 1/(4κ̂), κ̂ the largest curvature of the localized "
                         "log density at w* (power iteration on the full data), an eighth of the Langevin "
@@ -98,7 +126,14 @@ def add_parser(sub):
                         "4 times); sweep: st.sgld_step_size, a sweep of 11 step sizes scored by MALA acceptance, "
                         "predicted ε-bias and mixing (minutes); or a number")
     g.add_argument("--chains", type=int_at_least(1), default=8, help="SGLD chains, all started at w*")
-    g.add_argument("--steps", type=int_at_least(2), default=2000, help="SGLD steps per chain, burn-in included")
+    g.add_argument("--steps", type=_steps, default="auto", metavar="auto|N",
+                   help="steps per chain, burn-in included; auto: blocks of 2000 steps until the second half of "
+                        "the draws passes R-hat <= 1.05, |drift z| <= 2 and ESS >= 400, or the budget ends "
+                        "(then λ̂ is flagged: a lower bound where the chains still spread)")
+    g.add_argument("--max-steps", type=int_at_least(2000), default=AUTO_MAX_STEPS, metavar="N",
+                   help="--steps auto: the budget in steps per chain")
+    g.add_argument("--max-seconds", type=positive_float, default=None, metavar="S",
+                   help="--steps auto: a wall-clock budget as well")
     g.add_argument("--burnin", type=int_at_least(0), default=400, help="steps discarded at the start of each chain")
     g.add_argument("--batch-size", type=int_at_least(1), default=None,
                    help="minibatch size B of the gradients (default n: full-data gradients; minibatch "
@@ -125,12 +160,17 @@ def add_parser(sub):
 # ------------------------------------------------------------------------------ run
 def _check_args(args):
     """Checks that need no model; returns the preconditioner (None for plain SGLD)."""
-    if args.burnin >= args.steps:
-        raise UsageError("--burnin", f"must be smaller than --steps ({args.steps}), got {args.burnin}")
-    draws = (args.steps - args.burnin) // args.thinning
-    if draws < 8:
-        raise UsageError("--steps", f"(steps − burnin) // thinning = {draws} kept draws per chain; at least 8 "
-                                    "are needed (R-hat, drift test): take more --steps")
+    if args.steps != "auto":
+        if args.burnin >= args.steps:
+            raise UsageError("--burnin", f"must be smaller than --steps ({args.steps}), got {args.burnin}")
+        draws = (args.steps - args.burnin) // args.thinning
+        if draws < 8:
+            raise UsageError("--steps", f"(steps − burnin) // thinning = {draws} kept draws per chain; at least 8 "
+                                        "are needed (R-hat, drift test): take more --steps")
+    elif args.max_seconds is None and args.max_steps < args.burnin + 2000:
+        raise UsageError("--max-steps", f"must leave a block of 2000 steps after --burnin {args.burnin}")
+    if args.preconditioner != "none" and args.friction not in ("auto", None):
+        raise UsageError("--friction", "underdamped chains take no --preconditioner: give --friction none")
     preconditioner = None if args.preconditioner == "none" else args.preconditioner
     if preconditioner and args.step_size == "auto":
         raise UsageError("--step-size", "auto (ε = 1/(4κ̂)) is for plain SGLD; with --preconditioner rmsprop "
@@ -167,6 +207,8 @@ def run(args, argv) -> int:
         nll_center=float(target.nll(center)), truth=_llc_truth(args, lam),
         settings={"beta": beta, "beta_rule": "1/log n" if args.beta is None else "--beta", "gamma": args.gamma,
                   "chains": args.chains, "steps": args.steps, "burnin": args.burnin, "thinning": args.thinning,
+                  "friction": args.friction, "max_steps": args.max_steps, "max_seconds": args.max_seconds,
+                  "friction_value": resolve_friction(args.friction, args.gamma, preconditioner),
                   "batch_size": batch, "preconditioner": args.preconditioner,
                   "control_variate": args.control_variate, "check_equilibration": args.check_equilibration},
     )
@@ -178,7 +220,8 @@ def run(args, argv) -> int:
         try:
             est = st.llc(target, center, key=jax.random.PRNGKey(args.seed + 1), beta=beta,
                          step_size=args.step_size, gamma=args.gamma, num_chains=args.chains,
-                         num_steps=args.steps, num_burnin=args.burnin, batch_size=batch,
+                         num_steps=args.steps, num_burnin=args.burnin, batch_size=batch, friction=args.friction,
+                         max_steps=args.max_steps, max_seconds=args.max_seconds,
                          preconditioner=preconditioner, control_variate=args.control_variate,
                          check_equilibration=args.check_equilibration, eval_full_nll_every=args.thinning,
                          checkpoint=args.resume)
@@ -223,6 +266,9 @@ def _record_estimate(summary, est, target, chains, caught, wall):
                      "draws": int(samples.ds.sizes["draw"]), "nll_kind": det.get("nll_kind")},
         problems=det["problems"], warnings=caught, wall_time_s=wall,
     )
+    if "auto" in det:  # --steps auto: how long the chains ran and whether they converged
+        summary["auto"] = {k: v for k, v in det["auto"].items() if k != "checks"}
+        summary["settings"]["steps_run"] = det["auto"]["steps"]
     if det["llc_ref_minimum"] is not None:  # λ̂ with nL_n referenced to its minimum ŵ near w*
         summary["llc_ref_minimum"] = {"value": det["llc_ref_minimum"], "stderr": est.stderr}
     return samples
@@ -329,14 +375,22 @@ def setup_lines(s):
     grads = "full-data gradients" if batch >= s["n"] else f"minibatches of {batch}"
     if "population" in s.get("data", ""):
         grads = "exact gradients of nK(w)"
-    kept = (st_["steps"] - st_["burnin"]) // st_["thinning"]
     thin = "" if st_["thinning"] == 1 else f", every {st_['thinning']}th step kept"
+    if st_["steps"] == "auto":
+        run_ = st_.get("steps_run")
+        length = (f"{st_['burnin']} burn-in + blocks of 2000 steps until converged, at most {st_['max_steps']}"
+                  + ("" if st_.get("max_seconds") is None else f" or {st_['max_seconds']:g} s")
+                  + ("" if run_ is None else f"; ran {run_}, the second half kept") + thin)
+    else:
+        length = f"{st_['burnin']} burn-in + {(st_['steps'] - st_['burnin']) // st_['thinning']} kept draws{thin}"
+    friction = st_.get("friction_value")
+    dynamics = "SGLD" if friction is None else f"underdamped Langevin (friction {friction:.3g})"
     step = s.get("step_size") or {}
     return [
         f"{s['model']['name']}, n = {s['n']} ({s['data']})",
         f"w* = {s['center']} ({s['num_params']} parameters), nL_n(w*) = {s['nll_center']:.6g}",
         f"step size {st_.get('step_size', float('nan')):.3g}: {step.get('text', '')}",
-        f"SGLD: {st_['chains']} chains from w* × ({st_['burnin']} burn-in + {kept} kept draws{thin}), {beta}, "
+        f"{dynamics}: {st_['chains']} chains from w* × ({length}), {beta}, "
         f"γ = {st_['gamma']:g}, {grads}"
         + ("" if st_.get("preconditioner", "none") == "none" else f", {st_['preconditioner']} preconditioner"),
     ]

@@ -30,6 +30,7 @@ from .center import check_center, nearest_minimum
 from .diagnostics import PREDICTED_BIAS, llc_from_samples, predicted_bias_too_large
 from .step_size import AUTO_ACCEPT, AUTO_MAX_HALVINGS, auto_step, default_beta, first_step
 
+DEFAULT_GAMMA = 1.0  # the localization γ (docstring); devinterp's 100 truncates deep nets' flat directions
 HOT_START_HEAT = 16.0  # check_equilibration: the extra chains start from a run at β / this
 DEFAULT_THINNING = 10  # the full-data nL_n is recorded every this many steps after burn-in
 # num_steps="auto": blocks of AUTO_BLOCK steps until the second half of the draws so far passes
@@ -45,9 +46,9 @@ def llc(
     key,
     beta: float | None = None,
     step_size: float | str = "auto",
-    gamma: float = 100.0,
+    gamma: float = DEFAULT_GAMMA,
     num_chains: int = 8,
-    num_steps: int | str = 2000,
+    num_steps: int | str = "auto",
     num_burnin: int = 400,
     max_steps: int = AUTO_MAX_STEPS,
     max_seconds: float | None = None,
@@ -61,14 +62,15 @@ def llc(
     diagnose_every: int | None = None,
     devices=None,
     checkpoint=None,
-    friction: float | str | None = None,
+    friction: float | str | None = "auto",
 ) -> Estimate:
     """Estimate the local learning coefficient at ``center`` (= w*, in model space).
 
     The default policy is the one ``slt-thermo llc`` runs (the same numbers for the same key;
-    chosen by measurement, ``benchmarks/llc_policy.py``): plain SGLD on full-data gradients,
-    ε = ``"auto"``, 8 chains × 2000 steps (400 burn-in), the full-data nL_n recorded every 10th
-    step, γ = 100.
+    chosen by measurement on issue 25's suite of deep linear networks, ``benchmarks/llc_accuracy.py``):
+    underdamped Langevin chains (friction 2√γ) on full-data gradients, ε = ``"auto"``, γ = 1,
+    8 chains run until converged (``num_steps="auto"``, at most 50 000 steps each), the
+    full-data nL_n recorded every 10th step.
 
     Args:
         target: the model and data (n = ``target.n`` enters nβ).
@@ -79,16 +81,22 @@ def llc(
         step_size: SGLD ε. ``"auto"``: ε = 1/(4κ̂), κ̂ the largest curvature of the localized log
             density at w* (:func:`max_curvature`), halved and the run repeated (at most 4 times)
             while its MALA acceptance is < 0.9, its predicted ε-bias exceeds 5% of λ̂ or a chain
-            goes non-finite (plain SGLD only). ``"sweep"``: :func:`sgld_step_size` (11 short
+            goes non-finite (no preconditioner; underdamped chains step h = √ε). ``"sweep"``: :func:`sgld_step_size` (11 short
             runs, minutes; None means the same, the default before issue 23). Or a number.
             ``details["step_size_policy"]`` records the choice.
-        gamma: localization strength γ (0 for none: only sensible with a compact prior). 100 is
-            devinterp's and Lau et al.'s; it truncates every direction whose posterior spread at
-            this nβ exceeds 1/√γ, which lowers λ̂ below λ(w*) on high-order singular directions
-            (the dead units of deep nets): ``details["gamma_sensitivity"]`` (dλ̂/dlog γ,
-            :func:`gamma_sensitivity`) says how much, and llc warns above 10% of λ̂. A smaller γ
-            needs more steps (flat directions relax in ~1/(εγ) steps). Measurements:
-            ``benchmarks/README.md``.
+        gamma: localization strength γ (0 for none: only sensible with a compact prior). The
+            default 1 leaves a direction free up to a distance ~1 from w*; devinterp's and Lau et
+            al.'s 100 truncates every direction whose posterior spread at this nβ exceeds 0.1,
+            which lowers λ̂ below λ(w*) on high-order singular directions (the dead units of deep
+            nets: 2.1 instead of 11.7 on a depth-5 net at n = 1e4). ``details["gamma_sensitivity"]``
+            (dλ̂/dlog γ, :func:`gamma_sensitivity`) says how much γ shapes λ̂, and llc warns above
+            10% of λ̂. A smaller γ needs longer runs (flat directions relax in ~1/(εγ) SGLD steps,
+            ~2/√(εγ) underdamped ones). Measurements: ``benchmarks/README.md``.
+        friction: underdamped Langevin (:mod:`~slt_thermo.samplers.underdamped`) with this
+            friction; ``"auto"`` (default): 2√max(γ, 1), critical damping of the flattest localized
+            direction, or None (overdamped SGLD) with a ``preconditioner``; None: overdamped SGLD.
+            On deep linear nets at γ = 1 underdamped chains reach NUTS's value on the same
+            localized posterior where SGLD's capped ε leaves the flat directions unmixed.
         batch_size: minibatch size of the gradients; default n (full data). Minibatch noise heats
             the chains and biases λ̂ upward, most where B ≪ nβ (``details["bias_minibatch"]``).
         preconditioner: None (plain SGLD, the default), ``"rmsprop"`` (adapted during burn-in,
@@ -151,7 +159,7 @@ def llc(
     key_tune, key_run = jax.random.split(key)
     step = first_step(step_size, target, center, key=key_tune, beta=beta, gamma=gamma, batch_size=batch_size,
                       preconditioner=preconditioner, control_variate=control_variate, progress=progress)
-    friction = _friction(friction, gamma)
+    friction = resolve_friction(friction, gamma, preconditioner)
     run_kw = dict(num_steps=max_steps if auto else num_steps, num_burnin=num_burnin, batch_size=batch_size, center=center, friction=friction,
                   gamma=gamma, preconditioner=preconditioner, control_variate=control_variate,
                   thinning=1 if thinning is None else thinning, eval_full_nll_every=eval_full_nll_every,
@@ -187,13 +195,14 @@ def llc(
     return est
 
 
-def _friction(friction, gamma):
+def resolve_friction(friction, gamma, preconditioner):
     """The underdamped run's friction: ``"auto"`` is critical damping 2√γ of the localization's
-    curvature γ, the flattest a localized direction can be."""
-    if friction == "auto":
-        if not gamma > 0:
-            raise InvalidArgumentError("friction='auto' is 2√γ: it needs gamma > 0; give a number")
-        return 2.0 * math.sqrt(gamma)
+    curvature γ, the flattest a localized direction can be (γ floored at 1, as RMSprop's V), or
+    None (overdamped) with a preconditioner."""
+    if isinstance(friction, str):
+        if friction != "auto":
+            raise InvalidArgumentError(f"`friction` must be a positive number, 'auto' or None, got {friction!r}")
+        return None if preconditioner is not None else 2.0 * math.sqrt(max(gamma, 1.0))
     return friction
 
 
