@@ -127,8 +127,14 @@ def ti_curve(betas, E, V=None, *, E_se=None, V_se=None, method="log_corrected_tr
     F = A @ E + Cv @ V - log_z0
     E_se = np.full_like(E, np.nan) if E_se is None else np.asarray(E_se, dtype=float)
     V_se = np.zeros_like(E) if V_se is None or method not in _NEEDS_V else np.asarray(V_se, dtype=float)
-    F_se = np.sqrt((A**2) @ (E_se**2) + (Cv**2) @ (V_se**2))
+    F_se = np.sqrt(_weighted_sum(A**2, E_se**2) + _weighted_sum(Cv**2, V_se**2))
     return F, F_se
+
+
+def _weighted_sum(w, x):
+    """w @ x where a zero weight ignores its term even when that term is infinite (a rung with an
+    infinite error bar, e.g. stuck chains, spoils only the F values that integrate over it)."""
+    return np.sum(np.where(w != 0, w * np.where(w != 0, x, 0.0), 0.0), axis=-1)
 
 
 def ti_free_energy(betas, E, V=None, *, E_se=None, V_se=None, method="log_corrected_trapezoid", log_z0=0.0) -> Estimate:

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import xarray as xr
 
-from ..errors import InvalidArgumentError, NumericalWarning, TooFewHealthyChainsError
+from ..errors import ConvergenceWarning, InvalidArgumentError, NumericalWarning, TooFewHealthyChainsError
 from ..results import Samples, ess_mean, rhat
 
 
@@ -46,20 +46,45 @@ def healthy_draws(samples: Samples, var: str = "nll", *, min_chains: int = 1) ->
     return out
 
 
+RHAT_INFLATE = 1.05  # above this split R-hat the chains disagree: the error bar takes their spread
+ESS_WARN = 100  # bulk ESS below this: the error bar itself is unreliable
+
+
 def mean_se(x: np.ndarray) -> tuple[float, float, float]:
-    """(mean, standard error, ESS) of a (chain, draw) array; SE = sd/√ESS_mean (ArviZ mcse_mean)."""
+    """(mean, standard error, ESS) of a (chain, draw) array; SE = sd/√ESS_mean (ArviZ mcse_mean),
+    made honest where the chains say the draws cannot be trusted:
+
+    - a chain whose draws are all equal never moved (a step size far too large, no warm-up): its
+      draws say nothing about their own error, so SE = inf (a stuck chain gave F = 603.7 ± 0.0
+      against an exact 291.7 before, issue 24);
+    - split R-hat > RHAT_INFLATE: the chains sample different regions, and the within-chain
+      ESS understates the error; SE is then at least the spread of the chain means,
+      sd(chain means)/√chains (the batch-means error with one batch per chain).
+    """
     x = np.asarray(x, dtype=float)
     ess = ess_mean(x) if x.shape[1] >= 4 else float(x.size)
     ess = max(min(ess, float(x.size)), 1.0) if math.isfinite(ess) else 1.0
     sd = float(x.std(ddof=1)) if x.size > 1 else float("nan")
-    return float(x.mean()), sd / math.sqrt(ess), ess
+    se = sd / math.sqrt(ess)
+    if x.ndim == 2 and x.shape[1] >= 4:
+        if stuck_chains(x):
+            se = math.inf
+        elif x.shape[0] >= 2 and rhat(x) > RHAT_INFLATE:
+            se = max(se, float(x.mean(axis=1).std(ddof=1)) / math.sqrt(x.shape[0]))
+    return float(x.mean()), se, ess
+
+
+def stuck_chains(x: np.ndarray) -> int:
+    """How many chains of a (chain, draw) array never moved (every draw equal to the first)."""
+    x = np.asarray(x)
+    return int(np.sum(np.all(x == x[:, :1], axis=1))) if x.ndim == 2 and x.shape[1] > 1 else 0
 
 
 def rung_stats(samples: Samples, *, min_chains: int = 1) -> xr.Dataset:
     """Per-β table of the energy H = nL_n: mean ``E`` and ``E_se``, variance ``Var`` and
     ``Var_se``, bulk ``ess`` of H, its split ``rhat`` (NaN with one chain), and the number of
     healthy chains ``chains``."""
-    rows = {k: [] for k in ("E", "E_se", "Var", "Var_se", "ess", "rhat", "chains")}
+    rows = {k: [] for k in ("E", "E_se", "Var", "Var_se", "ess", "rhat", "chains", "stuck")}
     for x in healthy_draws(samples, min_chains=min_chains):
         m, se, ess = mean_se(x)
         dev2 = (x - m) ** 2
@@ -72,6 +97,37 @@ def rung_stats(samples: Samples, *, min_chains: int = 1) -> xr.Dataset:
         rows["ess"].append(ess)
         rows["rhat"].append(rhat(x) if x.shape[0] >= 2 else float("nan"))
         rows["chains"].append(x.shape[0])
+        rows["stuck"].append(stuck_chains(x))
     coords = {"beta": samples.betas}
-    return xr.Dataset({k: ("beta", np.asarray(v)) for k, v in rows.items()}, coords=coords,
-                      attrs={"n": samples.n})
+    out = xr.Dataset({k: ("beta", np.asarray(v)) for k, v in rows.items()}, coords=coords,
+                     attrs={"n": samples.n})
+    _warn_unconverged(out)
+    return out
+
+
+def _warn_unconverged(stats: xr.Dataset) -> None:
+    """One ConvergenceWarning naming the rungs with stuck chains, R-hat > RHAT_INFLATE or bulk
+    ESS < ESS_WARN, and what their error bars became."""
+    betas = stats["beta"].values
+    stuck = stats["stuck"].values > 0
+    split = np.nan_to_num(stats["rhat"].values, nan=1.0) > RHAT_INFLATE
+    few = stats["ess"].values < ESS_WARN
+    parts = []
+    if stuck.any():
+        parts.append(f"{int(stats['stuck'].values.sum())} chain(s) never moved at {_betas(betas[stuck])} "
+                     "(error bar: inf)")
+    if (split & ~stuck).any():
+        parts.append(f"R-hat > {RHAT_INFLATE} at {_betas(betas[split & ~stuck])} (max "
+                     f"{np.nanmax(stats['rhat'].values[split & ~stuck]):.3g}; error bar: at least the chain "
+                     "means' spread)")
+    if (few & ~stuck).any():
+        parts.append(f"bulk ESS < {ESS_WARN} at {_betas(betas[few & ~stuck])} (min "
+                     f"{np.min(stats['ess'].values[few & ~stuck]):.0f})")
+    if parts:
+        warnings.warn("unconverged rungs: " + "; ".join(parts) + ". Run longer, warm up, or check the "
+                      "step size", ConvergenceWarning, stacklevel=3)
+
+
+def _betas(b) -> str:
+    shown = ", ".join(f"{x:.4g}" for x in b[:4])
+    return f"β = {shown}" + (f" (+{len(b) - 4} more)" if len(b) > 4 else "")
