@@ -113,13 +113,15 @@ def llc(
         thinning, eval_full_nll_every: which steps after burn-in are kept and what nll they hold.
             Default: every 10th step, with the full-data nL_n. ``eval_full_nll_every=k``: every
             k-th, full data; ``thinning=k`` alone: every k-th, SGLD's minibatch estimate.
-        num_steps: steps per chain, burn-in included, or ``"auto"``: the chains run in blocks of
-            2000 steps until the second half of the draws so far (the first half is burn-in)
-            passes R-hat ≤ 1.05, |drift z| ≤ 2 (nL_n and ‖w − w*‖²) and ESS ≥ 400, or the
-            budget ``max_steps`` (per chain; default 50 000) or ``max_seconds`` ends; then
+        num_steps: steps per chain, burn-in included, or ``"auto"`` (default): the chains run in
+            blocks of 2000 steps until the second half of the draws so far (the first half is
+            burn-in) passes R-hat ≤ 1.05, |drift z| ≤ 2 (nL_n and ‖w − w*‖²) and ESS ≥ 400, or
+            the budget ``max_steps`` (per chain; default 50 000) or ``max_seconds`` ends; then
             ``details["auto"]`` says which (``converged``, ``steps``, ``checks``) and an
             unconverged estimate warns which way it is biased (chains started at w* spread
             outward: a run still drifting up is a lower bound). λ̂ is then the second half's.
+            A block in which a chain goes non-finite (chains that spread meet larger curvatures)
+            halves ε and starts again, within the same ``max_seconds``.
         num_chains, num_burnin, diagnose_every, progress, devices: as in
             :func:`~slt_thermo.sample_sgld` (the MALA check runs on at most 50 draws per chain
             unless ``diagnose_every`` says otherwise; ``devices`` splits the chains over devices).
