@@ -47,3 +47,19 @@ def test_disagreeing_chains_widen_the_error_bar():
     well = rng.normal(0.0, 1.0, (4, 2000))  # mixed chains: the ESS error, unchanged
     _, se_well, ess = mean_se(well)
     assert se_well == pytest.approx(well.std(ddof=1) / math.sqrt(ess))
+
+
+def test_every_sampler_run_ends_with_a_rung_check(linreg):
+    """The stuck ladder warns already when the run ends (before any estimator), and the Samples
+    carry the per-rung diagnostics; a healthy run carries them without a warning."""
+    m, data, t = linreg
+    with pytest.warns(st.ConvergenceWarning, match="run check: .*never moved"):
+        run = st.sample_nuts(t, [0.5, 1.0], num_chains=2, num_warmup=0, num_samples=50, step_size=1e3,
+                             max_tree_depth=2, key=jax.random.PRNGKey(0), progress=False)
+    assert list(run.ds.attrs["rung_stuck"]) == [2, 2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", st.ConvergenceWarning)
+        good = st.sample_nuts(t, [0.5, 1.0], num_chains=4, num_warmup=300, num_samples=300,
+                              key=jax.random.PRNGKey(1), progress=False)
+    assert (good.ds.attrs["rung_rhat"] < 1.05).all() and (good.ds.attrs["rung_ess"] >= 100).all()
+    assert list(good.ds.attrs["rung_stuck"]) == [0, 0]

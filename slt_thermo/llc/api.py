@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from .._utils import check_beta, num_params, positive_int
 from ..errors import ConvergenceWarning, InvalidArgumentError, NumericalWarning, SLTThermoError
 from ..results import Estimate, Samples
-from ..samplers.run import RunOptions
+from ..samplers.run import RUN_CHECK, RunOptions
 from ..samplers.sgld import sample_sgld
 from ..target import Target
 from .center import check_center, nearest_minimum
@@ -180,8 +180,10 @@ def llc(
     if check_equilibration:
         if auto:  # the hot chains run as long as the main run did; both compared on their second halves
             run_kw["num_steps"] = est.details["auto"]["steps"]
-        hot = _hot_started_run(target, center, beta, max(1, num_chains // 2),
-                               jax.random.fold_in(key_run, 1), run_kw, checkpoint)
+        with warnings.catch_warnings():  # llc's own equilibration check reports on these chains
+            warnings.filterwarnings("ignore", message=RUN_CHECK)
+            hot = _hot_started_run(target, center, beta, max(1, num_chains // 2),
+                                   jax.random.fold_in(key_run, 1), run_kw, checkpoint)
         auto_info = est.details.get("auto")
         est = llc_from_samples(est.details["samples"], nll_center, beta=beta, num_params=num_params(center),
                                hot_start=hot, warn=False)
@@ -245,8 +247,9 @@ def _sample_until_accepted(target, center, beta, num_chains, key, run_kw, step, 
         step = auto_step(step["kappa"], step["halvings"] + 1)
         if run_kw["progress"]:
             print(f"llc: {why}: halving ε to {step['step_size']:.3g} and running again …", flush=True)
-    for w in caught:
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    for w in caught:  # the sampler's end-of-run check repeats what llc's own diagnostics report
+        if not str(w.message).startswith(RUN_CHECK):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if step["rule"] == "auto":
         step = auto_step(step["kappa"], step["halvings"], passed)
     return est, {**step, "attempts": attempts}
