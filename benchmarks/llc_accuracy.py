@@ -133,12 +133,15 @@ def run_one(net: dict, policy: str, nuts_cache: dict | None = None) -> dict:
 def summary(rows: list[dict]) -> dict:
     out = {}
     for policy in sorted({r["policy"] for r in rows}):
-        rs = [r for r in rows if r["policy"] == policy and math.isfinite(r["rel_err"])]
-        err = np.abs([r["rel_err"] for r in rs])
-        out[policy] = {"nets": len(rs), "median_abs_rel_err": float(np.median(err)),
+        failed = [r for r in rows if r["policy"] == policy and r.get("failed")]
+        rs = [r for r in rows if r["policy"] == policy and not r.get("failed") and math.isfinite(r["rel_err"])]
+        # a failed net counts as outside every tolerance (its error is unbounded)
+        err = np.abs([r["rel_err"] for r in rs] + [math.inf] * len(failed))
+        out[policy] = {"nets": len(rs) + len(failed), "failed": len(failed),
+                       "median_abs_rel_err": float(np.median(err)),
                        "within_10pct": float(np.mean(err <= 0.10)), "within_5pct": float(np.mean(err <= 0.05)),
-                       "coverage_z2": float(np.mean(np.abs([r["z"] for r in rs]) < 2)),
-                       "flagged": sum(bool(r["problems"]) for r in rs),
+                       "coverage_z2": float(np.sum(np.abs([r["z"] for r in rs]) < 2) / len(err)),
+                       "flagged": sum(bool(r["problems"]) for r in rs) + len(failed),
                        **_vs_nuts([r for r in rs if r.get("nuts")]),
                        "wall_s": float(sum(r["wall_s"] for r in rs)),
                        "grad_evals": int(sum(r["grad_evals"] for r in rs))}
@@ -160,13 +163,17 @@ def print_table(rows, summ):
     print(f"{'policy':16s} {'widths':22s} {'r':>2s} {'n':>6s} {'d':>5s} {'λ':>6s} {'λ̂':>7s} {'se':>5s} "
           f"{'λ̂+βΔH':>7s} {'rel':>6s} {'z':>6s} {'wall':>6s}  flags")
     for r in rows:
+        if r.get("failed"):
+            print(f"{r['policy']:16s} {str(r['widths']):22s} {r['r']:2d} {r['n']:6d} {r['num_params']:5d} "
+                  f"{r['lam']:6.2f}  FAILED: {r['failed'][:150]}")
+            continue
         ref = r["llc_ref_minimum"] if r["llc_ref_minimum"] is not None else float("nan")
         print(f"{r['policy']:16s} {str(r['widths']):22s} {r['r']:2d} {r['n']:6d} {r['num_params']:5d} "
               f"{r['lam']:6.2f} {r['llc']:7.2f} {r['se']:5.2f} {ref:7.2f} {r['rel_err']:+6.1%} {r['z']:+6.1f} "
               f"{r['wall_s']:6.0f}  " + (f"NUTS {r['nuts']['llc']:.2f}±{r['nuts']['se']:.2f} z {r['z_vs_nuts']:+.1f}  "
                                          if r.get("nuts") else "") + '; '.join(p[:40] for p in r['problems']))
     for policy, s in summ.items():
-        print(f"\n{policy}: {s['nets']} nets, median |rel err| {s['median_abs_rel_err']:.1%}, within 10%: "
+        print(f"\n{policy}: {s['nets']} nets ({s['failed']} failed), median |rel err| {s['median_abs_rel_err']:.1%}, within 10%: "
               f"{s['within_10pct']:.0%}, within 5%: {s['within_5pct']:.0%}, coverage |z|<2: {s['coverage_z2']:.0%}, "
               f"flagged {s['flagged']}, {s['wall_s']:.0f} s, {s['grad_evals']:.3g} gradient evaluations")
         if s.get("nuts_nets"):
@@ -207,7 +214,16 @@ def main(argv=None) -> int:
     partial = Path(args.json + ".partial")
     for net in nets:
         for policy in args.policies:
-            row = run_one(net, policy, nuts_cache)
+            try:
+                row = run_one(net, policy, nuts_cache)
+            except Exception as err:  # noqa: BLE001 — a failed net is a result: counted, not skipped
+                row = {**net, "policy": policy, "failed": f"{type(err).__name__}: {err}"[:400],
+                       "lam": float(__import__("slt_thermo.exact", fromlist=["rlct_dln"]).rlct_dln(
+                           net["widths"], net["r"]).lam)}
+                print(f"{policy}: {net['widths']} r={net['r']} n={net['n']}: FAILED {row['failed']}", flush=True)
+                rows.append(row)
+                partial.write_text(json.dumps({"argv": sys.argv, "rows": rows}, default=str))
+                continue
             rows.append(row)
             partial.write_text(json.dumps({"argv": sys.argv, "rows": rows}, default=str))  # nothing lost on a crash
             print(f"{policy}: {net['widths']} r={net['r']} n={net['n']}: λ = {row['lam']:.2f}, "

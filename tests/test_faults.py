@@ -63,3 +63,14 @@ def test_every_sampler_run_ends_with_a_rung_check(linreg):
                               key=jax.random.PRNGKey(1), progress=False)
     assert (good.ds.attrs["rung_rhat"] < 1.05).all() and (good.ds.attrs["rung_ess"] >= 100).all()
     assert list(good.ds.attrs["rung_stuck"]) == [0, 0]
+
+
+def test_llc_says_what_to_do_when_no_step_size_gives_a_run(linreg):
+    """Every chain non-finite at the only step size tried: llc raises one error that names the step
+    sizes tried and the remedies, not a bare 'only 0 healthy chains'."""
+    m, data, t = linreg
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(st.SLTThermoError, match=r"no step size tried \(1e\+06\).*gamma"):
+            st.llc(t, m.true_params, key=jax.random.PRNGKey(0), step_size=1e6, num_steps=200, num_burnin=50,
+                   progress=False)

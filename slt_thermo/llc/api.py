@@ -233,9 +233,13 @@ def _sample_until_accepted(target, center, beta, num_chains, key, run_kw, step, 
                     est = extend(est, dict(run_kw, step_size=step["step_size"]))
                     last = last or est.details["auto"]["budget"] == "time"
                 acc, bad, bias = (est.details[k] for k in ("mala_accept", "unhealthy", "predicted_bias"))
-            except SLTThermoError:
+            except SLTThermoError as err:
                 if last:
-                    raise
+                    tried = ", ".join(f"{e:.3g}" for e in [a["step_size"] for a in attempts] + [step["step_size"]])
+                    raise SLTThermoError(
+                        f"llc: no step size tried ({tried}) gave a run to estimate from ({err}). Chains that "
+                        "spread from w* meet larger curvatures (deep nets at small γ); a larger `gamma` keeps "
+                        "them nearer, or give a smaller `step_size`") from err
                 est, acc, bad, bias = None, float("nan"), num_chains, float("nan")
         attempts.append({"step_size": step["step_size"], "mala_accept": acc, "unhealthy": bad,
                          "predicted_bias": bias})
