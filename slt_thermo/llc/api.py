@@ -81,8 +81,9 @@ def llc(
         step_size: SGLD ε. ``"auto"``: ε = 1/(4κ̂), κ̂ the largest curvature of the localized log
             density at w* (:func:`max_curvature`), halved and the run repeated (at most 4 times)
             while its MALA acceptance is < 0.9, its predicted ε-bias exceeds 5% of λ̂ or a chain
-            goes non-finite (no preconditioner; underdamped chains step h = √ε). ``"sweep"``: :func:`sgld_step_size` (11 short
-            runs, minutes; None means the same, the default before issue 23). Or a number.
+            goes non-finite (no preconditioner; underdamped chains step h = √ε). ``"sweep"``:
+            :func:`sgld_step_size` (11 short overdamped runs, minutes; None means the same, the
+            default before issue 23). Or a number.
             ``details["step_size_policy"]`` records the choice.
         gamma: localization strength γ (0 for none: only sensible with a compact prior). The
             default 1 leaves a direction free up to a distance ~1 from w*; devinterp's and Lau et
@@ -99,7 +100,7 @@ def llc(
             localized posterior where SGLD's capped ε leaves the flat directions unmixed.
         batch_size: minibatch size of the gradients; default n (full data). Minibatch noise heats
             the chains and biases λ̂ upward, most where B ≪ nβ (``details["bias_minibatch"]``).
-        preconditioner: None (plain SGLD, the default), ``"rmsprop"`` (adapted during burn-in,
+        preconditioner: None (the default), ``"rmsprop"`` (adapted during burn-in,
             then held fixed, so the draws target the localized posterior up to O(ε); needs a
             number or ``"sweep"`` for ``step_size``) or ``"rmsprop_adaptive"`` (pSGLD, biased).
         control_variate: SGLD-CV (:func:`~slt_thermo.sample_sgld`): control-variate the
