@@ -24,13 +24,15 @@ from ._args import (
     nonnegative_float,
     positive_float,
 )
-from ..llc.api import AUTO_MAX_STEPS, DEFAULT_GAMMA, resolve_friction
 from ._common import cached_target, meta, results_dir, truth, truth_json
 
 LLC_ACCEPT = 0.9  # = slt_thermo.llc.AUTO_ACCEPT, spelled here so that --help needs no jax (a test checks)
 
 HELP = "estimate the local learning coefficient λ(w*) by SGLD, with diagnostics"
 LLC_DEFAULT_N = 10_000
+# st.llc's defaults, repeated here because `slt-thermo --help` must not import jax (slt_thermo.llc
+# does); tests/test_cli.py checks that they are st.llc's
+DEFAULT_GAMMA, AUTO_MAX_STEPS = 1.0, 50_000
 # why the zoo's true_params is a point where the local λ equals the global (exact) λ
 _MOST_SINGULAR_UNITS = ("w* = true_params is the most singular true point (the units beyond rank r are dead, "
                         "in- and out-weights zero), where the local λ is the global (Aoyagi) λ")
@@ -187,6 +189,8 @@ def run(args, argv) -> int:
     from .._utils import num_params
     from ..errors import SLTThermoError
     from ..io import write_json
+
+    from ..llc.api import resolve_friction
 
     preconditioner = _check_args(args)
     target, desc, origin = cached_target(args, default_n=LLC_DEFAULT_N)
