@@ -19,6 +19,16 @@ def positive_int(value, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def real_number(value, name: str, *, minimum: float = 0.0, strict: bool = True) -> float:
+    """``value`` as a float, checked to be a finite real number > ``minimum`` (>= with
+    ``strict=False``; bools refused)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (value <= minimum if strict else value < minimum):
+        raise InvalidArgumentError(
+            f"`{name}` must be a finite number {'>' if strict else '>='} {minimum:g}, got {value!r}")
+    return float(value)
+
+
 def check_beta(beta, name: str = "beta", *, positive: bool = False):
     """An inverse temperature (number or array) as float64, checked finite and >= 0 (> 0 with
     ``positive``; β = 0 samples the prior). Returns a float for a scalar, else an array."""

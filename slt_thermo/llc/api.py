@@ -20,7 +20,7 @@ import warnings
 import jax
 import jax.numpy as jnp
 
-from .._utils import check_beta, num_params, positive_int
+from .._utils import check_beta, num_params, positive_int, real_number
 from ..errors import ConvergenceWarning, InvalidArgumentError, NumericalWarning, SLTThermoError
 from ..results import Estimate, Samples
 from ..samplers.run import RUN_CHECK, RunOptions
@@ -147,13 +147,19 @@ def llc(
     beta = default_beta(target) if beta is None else check_beta(beta, positive=True)
     if not isinstance(beta, float):
         raise InvalidArgumentError(f"`beta` must be a number, got {beta!r}")
-    auto = num_steps == "auto"
-    if auto:
-        max_steps = positive_int(max_steps, "max_steps", AUTO_BLOCK)
-        if max_seconds is not None and not (isinstance(max_seconds, (int, float)) and max_seconds > 0):
-            raise InvalidArgumentError(f"`max_seconds` must be a positive number or None, got {max_seconds!r}")
-    elif isinstance(num_steps, str):
-        raise InvalidArgumentError(f"`num_steps` must be an integer or 'auto', got {num_steps!r}")
+    auto = isinstance(num_steps, str) and num_steps == "auto"
+    if not auto:
+        if isinstance(num_steps, str):
+            raise InvalidArgumentError(f"`num_steps` must be an integer or 'auto', got {num_steps!r}")
+        positive_int(num_steps, "num_steps", 2)
+    max_steps = positive_int(max_steps, "max_steps", AUTO_BLOCK)
+    if max_seconds is not None:
+        real_number(max_seconds, "max_seconds")
+    positive_int(num_chains, "num_chains")
+    positive_int(num_burnin, "num_burnin", 0)
+    gamma = real_number(gamma, "gamma", strict=False)
+    if friction is not None and not (isinstance(friction, str) and friction == "auto"):
+        real_number(friction, "friction")
     batch_size = target.n if batch_size is None else batch_size
     if thinning is None and eval_full_nll_every is None:
         eval_full_nll_every = DEFAULT_THINNING

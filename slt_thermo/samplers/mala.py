@@ -13,13 +13,13 @@ size ε from a given point.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from .._utils import positive_int, real_number
 from ..errors import InvalidArgumentError
 from ..results import Samples
 from ..target import Target
@@ -161,9 +161,8 @@ def sample_mala(
     Run settings as in :func:`~slt_thermo.sample_nuts` (``options`` and keywords).
     Returns :class:`~slt_thermo.Samples` like :func:`~slt_thermo.sample_nuts`.
     """
-    if not (step_size > 0 and math.isfinite(step_size)):
-        raise InvalidArgumentError(f"`step_size` must be a positive number, got {step_size!r}")
-    if not 0 < target_accept_prob < 1:
+    real_number(step_size, "step_size")
+    if real_number(target_accept_prob, "target_accept_prob") >= 1:
         raise InvalidArgumentError(f"`target_accept_prob` must be in (0, 1), got {target_accept_prob!r}")
     options = RunOptions.merge(
         options, num_chains=num_chains, num_warmup=num_warmup, num_samples=num_samples,
@@ -171,7 +170,7 @@ def sample_mala(
         progress=progress, chunk_size=chunk_size, devices=devices)
     if options.num_warmup is None:
         raise InvalidArgumentError("`num_warmup` is required (as a keyword or in RunOptions)")
-    config = MALAConfig(int(options.num_warmup), float(step_size), float(target_accept_prob),
+    config = MALAConfig(positive_int(options.num_warmup, "num_warmup", 0), float(step_size), float(target_accept_prob),
                         bool(adapt_step_size))
     return run(
         config, target, betas, options, key=key, center=center, gamma=gamma, sampler="mala",

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
+from .._utils import positive_int, real_number
 from ..errors import InvalidArgumentError
 from ..results import Samples
 from ..target import Target
@@ -87,10 +88,9 @@ class HMCConfig(NamedTuple):
 def _check_settings(max_tree_depth, target_accept_prob, step_size):
     if isinstance(max_tree_depth, bool) or not isinstance(max_tree_depth, int) or not 1 <= max_tree_depth <= 20:
         raise InvalidArgumentError(f"`max_tree_depth` must be an integer in [1, 20], got {max_tree_depth!r}")
-    if not 0 < target_accept_prob < 1:
+    if real_number(target_accept_prob, "target_accept_prob") >= 1:
         raise InvalidArgumentError(f"`target_accept_prob` must be in (0, 1), got {target_accept_prob!r}")
-    if not (step_size > 0 and math.isfinite(step_size)):
-        raise InvalidArgumentError(f"`step_size` must be a positive number, got {step_size!r}")
+    real_number(step_size, "step_size")
 
 
 def sample_nuts(
@@ -183,7 +183,7 @@ def _sample_hmc_family(algo, target, betas, options, key, max_tree_depth, dense_
                        target_accept_prob, num_steps, step_size, center, gamma) -> Samples:
     if options.num_warmup is None:
         raise InvalidArgumentError("`num_warmup` is required (as a keyword or in RunOptions)")
-    config = HMCConfig(algo, int(options.num_warmup), max_tree_depth, bool(dense_mass),
+    config = HMCConfig(algo, positive_int(options.num_warmup, "num_warmup", 0), max_tree_depth, bool(dense_mass),
                        float(target_accept_prob), num_steps, float(step_size))
     attrs = {"dense_mass": dense_mass, "target_accept_prob": target_accept_prob}
     if algo == "NUTS":

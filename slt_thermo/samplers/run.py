@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._target_inputs import check_key
-from .._utils import check_beta, positive_int
+from .._utils import check_beta, positive_int, real_number
 from ..errors import ConvergenceWarning, InvalidArgumentError, NumericalWarning, SLTThermoWarning
 from ..results import Samples, clean_attrs
 from ..parallel import to_host
@@ -329,6 +329,8 @@ def prepare(config, target: Target, betas, options: RunOptions, *, key, center=N
             "wrap your model with st.Target(model, data)"
         )
     check_key(key)
+    if not isinstance(gamma, (jax.Array, np.ndarray)):  # an array γ (a traced sweep) is the caller's
+        real_number(gamma, "gamma", strict=False)
     options = _check_options(options, target)
     beta_axis = betas is not None
     betas = validate_betas(betas) if beta_axis else np.ones(1)
