@@ -203,6 +203,8 @@ def main(argv=None) -> int:
         rows = [r for f in args.from_json for r in json.loads(Path(f).read_text())["rows"]]
         print_table(rows, summary(rows))
         return 0
+    from slt_thermo.exact import rlct_dln
+
     nets = suite(args.nets or (4 if args.quick else 20), args.suite_seed, args.quick)
     if args.only:
         nets = [nets[i] for i in args.only]
@@ -218,8 +220,7 @@ def main(argv=None) -> int:
                 row = run_one(net, policy, nuts_cache)
             except Exception as err:  # noqa: BLE001 — a failed net is a result: counted, not skipped
                 row = {**net, "policy": policy, "failed": f"{type(err).__name__}: {err}"[:400],
-                       "lam": float(__import__("slt_thermo.exact", fromlist=["rlct_dln"]).rlct_dln(
-                           net["widths"], net["r"]).lam)}
+                       "lam": float(rlct_dln(net["widths"], net["r"]).lam)}
                 print(f"{policy}: {net['widths']} r={net['r']} n={net['n']}: FAILED {row['failed']}", flush=True)
                 rows.append(row)
                 partial.write_text(json.dumps({"argv": sys.argv, "rows": rows}, default=str))

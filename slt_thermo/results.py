@@ -269,6 +269,43 @@ def ess_bulk(x: np.ndarray) -> float:
         return float(az.ess(np.asarray(x, dtype=float), method="bulk"))
 
 
+RHAT_INFLATE = 1.05  # above this split R-hat the chains disagree (warned; error bars widened)
+ESS_WARN = 100  # bulk ESS below this: the error bar itself is unreliable (warned)
+
+
+def stuck_chains(x: np.ndarray) -> int:
+    """How many chains of a (chain, draw) array never moved (every draw equal to the first)."""
+    x = np.asarray(x)
+    return int(np.sum(np.all(x == x[:, :1], axis=1))) if x.ndim == 2 and x.shape[1] > 1 else 0
+
+
+def unconverged_rungs(betas, *, stuck, rhat, ess, divergences=None) -> list[str]:
+    """One phrase per kind of failure, naming the rungs (β) that have it: chains that never moved
+    (``stuck``: counts per rung), split R-hat > RHAT_INFLATE, ESS < ESS_WARN (both judged on the
+    rungs without stuck chains, where they mean something) and divergent transitions. Empty when
+    every rung passes. The end-of-run check and the estimators' check word their warnings with it."""
+    betas, stuck = np.atleast_1d(np.asarray(betas, float)), np.asarray(stuck)
+    rhat, ess = np.asarray(rhat, float), np.asarray(ess, float)
+    moved = stuck == 0
+    split = moved & (np.nan_to_num(rhat, nan=1.0) > RHAT_INFLATE)
+    few = moved & (np.nan_to_num(ess, nan=np.inf) < ESS_WARN)
+    divergent = np.zeros(betas.shape, bool) if divergences is None else np.asarray(divergences) > 0
+
+    def at(mask):
+        shown = ", ".join(f"{b:.4g}" for b in betas[mask][:4])
+        return f"β = {shown}" + (f" (+{int(mask.sum()) - 4} more)" if mask.sum() > 4 else "")
+
+    parts = []
+    if (~moved).any():
+        parts.append(f"{int(stuck.sum())} chain(s) never moved at {at(~moved)}")
+    if split.any():
+        parts.append(f"R-hat of nL_n > {RHAT_INFLATE} at {at(split)} (max {np.nanmax(rhat[split]):.3g})")
+    if few.any():
+        parts.append(f"ESS of nL_n < {ESS_WARN} at {at(few)} (min {np.nanmin(ess[few]):.0f})")
+    if divergent.any():
+        parts.append(f"{int(np.sum(divergences))} divergent transition(s) at {at(divergent)}")
+    return parts
+
 
 # --------------------------------------------------------------------- Estimate
 @dataclasses.dataclass(frozen=True)

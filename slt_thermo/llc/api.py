@@ -23,7 +23,8 @@ import jax.numpy as jnp
 from .._utils import check_beta, num_params, positive_int, real_number
 from ..errors import ConvergenceWarning, InvalidArgumentError, NumericalWarning, SLTThermoError
 from ..results import Estimate, Samples
-from ..samplers.run import RUN_CHECK, RunOptions
+from ..samplers.run import RunOptions
+from ..samplers.run_checks import RUN_CHECK
 from ..samplers.sgld import sample_sgld
 from ..target import Target
 from .center import check_center, nearest_minimum
@@ -158,8 +159,7 @@ def llc(
     positive_int(num_chains, "num_chains")
     positive_int(num_burnin, "num_burnin", 0)
     gamma = real_number(gamma, "gamma", strict=False)
-    if friction is not None and not (isinstance(friction, str) and friction == "auto"):
-        real_number(friction, "friction")
+    friction = resolve_friction(friction, gamma, preconditioner)
     batch_size = target.n if batch_size is None else batch_size
     if thinning is None and eval_full_nll_every is None:
         eval_full_nll_every = DEFAULT_THINNING
@@ -168,7 +168,6 @@ def llc(
     key_tune, key_run = jax.random.split(key)
     step = first_step(step_size, target, center, key=key_tune, beta=beta, gamma=gamma, batch_size=batch_size,
                       preconditioner=preconditioner, control_variate=control_variate, progress=progress)
-    friction = resolve_friction(friction, gamma, preconditioner)
     run_kw = dict(num_steps=max_steps if auto else num_steps, num_burnin=num_burnin, batch_size=batch_size, center=center, friction=friction,
                   gamma=gamma, preconditioner=preconditioner, control_variate=control_variate,
                   thinning=1 if thinning is None else thinning, eval_full_nll_every=eval_full_nll_every,
@@ -207,14 +206,13 @@ def llc(
 
 
 def resolve_friction(friction, gamma, preconditioner):
-    """The underdamped run's friction: ``"auto"`` is critical damping 2√γ of the localization's
-    curvature γ, the flattest a localized direction can be (γ floored at 1, as RMSprop's V), or
-    None (overdamped) with a preconditioner."""
-    if isinstance(friction, str):
-        if friction != "auto":
-            raise InvalidArgumentError(f"`friction` must be a positive number, 'auto' or None, got {friction!r}")
+    """The underdamped run's friction, checked: ``"auto"`` is critical damping 2√γ of the
+    localization's curvature γ, the flattest a localized direction can be (γ floored at 1, as
+    RMSprop's V), or None (overdamped) with a preconditioner; a number must be positive; None
+    stays None (overdamped SGLD)."""
+    if isinstance(friction, str) and friction == "auto":
         return None if preconditioner is not None else 2.0 * math.sqrt(max(gamma, 1.0))
-    return friction
+    return None if friction is None else real_number(friction, "friction")
 
 
 def _sample_until_accepted(target, center, beta, num_chains, key, run_kw, step, nll_center, blocks=None,

@@ -46,6 +46,18 @@ def grad_estimator(target: Target, center=None, gamma=0.0) -> GradFn:
     return jax.value_and_grad(logdensity, has_aux=True)
 
 
+def chain_gradients(target: Target, center=None, gamma=0.0, control_variate: bool = False):
+    """What a stochastic-gradient Langevin kernel needs: (``grad_fn`` of :func:`grad_estimator`,
+    control-variated at the center with ``control_variate`` (SGLD-CV); ``recorded_nll`` of
+    :func:`nll_control_variate`; the center in unconstrained space, or None without a control
+    variate)."""
+    grad_fn, u_star = grad_estimator(target, center, gamma), None
+    if control_variate:  # SGLD-CV (Baker et al. 2019), see control_variates
+        u_star = target.to_unconstrained(center)
+        grad_fn = control_variates(grad_fn, target, u_star)
+    return grad_fn, nll_control_variate(target, center), u_star
+
+
 def batch_indices(key, n: int, batch_size: int, shape: tuple = ()):
     """Example indices of one gradient estimate, shaped ``shape + (batch_size,)``: every example
     once when ``batch_size`` = n (the exact full-data gradient, no noise), else drawn uniformly

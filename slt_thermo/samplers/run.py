@@ -50,6 +50,7 @@ from ..results import Samples, clean_attrs
 from ..parallel import to_host
 from ..target import Target
 from .records import check_names, leaf_names, run_meta, to_dataset
+from .run_checks import check_rungs
 
 
 class Kernel(NamedTuple):
@@ -469,52 +470,10 @@ def finalize(run_: PreparedRun, state: RunState, interrupted: bool = False) -> S
         )
     if (meta["complete"] and not interrupted and meta.get("sampler") != "sgd" and "nll" in ds
             and ds.sizes["draw"] >= 4):  # SGD runs are no Markov chains with a target to converge to
-        _check_rungs(ds, healthy.reshape(B, C))
+        check_rungs(ds, healthy.reshape(B, C))
     samples = Samples(ds)
     samples.state = state
     return samples
-
-
-RUN_CHECK = "run check"  # the prefix of the end-of-run ConvergenceWarning (st.llc reports its own)
-
-
-def _check_rungs(ds, healthy) -> None:
-    """The end-of-run check (issue 24): per rung, split R-hat and bulk ESS of nL_n over the
-    healthy chains, chains that never moved and divergent transitions, stored in ``ds.attrs``
-    (``rung_rhat``, ``rung_ess``, ``rung_stuck``, ``rung_divergences``; one entry per β) and
-    summarized in one ConvergenceWarning when a rung fails (R-hat > 1.05, ESS < 100, a stuck
-    chain, a divergence)."""
-    from ..results import ess_bulk, rhat
-    from ..thermo.stats import ESS_WARN, RHAT_INFLATE, stuck_chains
-
-    nll = np.asarray(ds["nll"].values, dtype=float)
-    if nll.ndim == 2:  # a run without β
-        nll = nll[None]
-    div = ds["diverging"].values.reshape(nll.shape) if "diverging" in ds else np.zeros(nll.shape, bool)
-    cols = {"rung_rhat": [], "rung_ess": [], "rung_stuck": [], "rung_divergences": []}
-    for x, ok, dv in zip(nll, healthy, div):
-        x = x[ok]
-        good = x.shape[0] >= 1 and np.isfinite(x).all()
-        cols["rung_rhat"].append(rhat(x) if good and x.shape[0] >= 2 else float("nan"))
-        cols["rung_ess"].append(ess_bulk(x) if good else float("nan"))
-        cols["rung_stuck"].append(stuck_chains(x))
-        cols["rung_divergences"].append(int(np.sum(dv[ok])))
-    cols = {k: np.asarray(v) for k, v in cols.items()}
-    ds.attrs.update(cols)
-    betas = np.atleast_1d(ds["beta"].values) if "beta" in ds.coords else np.ones(1)
-    parts = [f"{what} at β = {', '.join(f'{b:.4g}' for b in betas[bad][:4])}" + (" …" if bad.sum() > 4 else "")
-             for what, bad in [
-                 (f"{cols['rung_stuck'].sum()} chain(s) that never moved", cols["rung_stuck"] > 0),
-                 (f"R-hat of nL_n > {RHAT_INFLATE} (max {np.nanmax(cols['rung_rhat'], initial=1.0):.3g})",
-                  np.nan_to_num(cols["rung_rhat"], nan=1.0) > RHAT_INFLATE),
-                 (f"bulk ESS of nL_n < {ESS_WARN} (min {np.nanmin(cols['rung_ess'], initial=np.inf):.0f})",
-                  np.nan_to_num(cols["rung_ess"], nan=np.inf) < ESS_WARN),
-                 (f"{cols['rung_divergences'].sum()} divergent transition(s)", cols["rung_divergences"] > 0),
-             ] if bad.any()]
-    if parts:
-        warnings.warn(f"{RUN_CHECK}: " + "; ".join(parts) + " (attrs rung_rhat, rung_ess, rung_stuck, "
-                      "rung_divergences). Warm up longer, run longer or check the step size",
-                      ConvergenceWarning, stacklevel=4)
 
 
 def run(config, target: Target, betas, options: RunOptions, *, key, center=None,

@@ -69,9 +69,9 @@ from jax.flatten_util import ravel_pytree
 from ..errors import InvalidArgumentError
 from ..results import Samples
 from ..target import Target, sq_distance
-from .gradients import batch_indices, control_variates, grad_estimator, nll_control_variate
+from .gradients import batch_indices, chain_gradients
 from .mala import langevin_acceptance
-from .._utils import positive_int
+from .._utils import positive_int, real_number
 from .run import Kernel, RunOptions, all_finite, run
 from .underdamped import UnderdampedConfig
 
@@ -175,12 +175,8 @@ class SGLDConfig(NamedTuple):
         B = self.batch_size
         eps = self.step_size
 
-        sgld_grad = grad_estimator(target, center, gamma)
-        if self.control_variate:  # SGLD-CV (Baker et al. 2019), see gradients.control_variates
-            u_star = target.to_unconstrained(center)
-            sgld_grad = control_variates(sgld_grad, target, u_star)
-        # the recorded minibatch nll, control-variated at the center (same mean, less noise)
-        recorded_nll = nll_control_variate(target, center)
+        # the recorded minibatch nll is control-variated at the center (same mean, less noise)
+        sgld_grad, recorded_nll, u_star = chain_gradients(target, center, gamma, self.control_variate)
 
         rms = self.preconditioner in ("rmsprop", "rmsprop_adaptive")
         if rms:
@@ -236,13 +232,8 @@ class SGLDConfig(NamedTuple):
             # SGLD's first-order excess of E[βH] (module docstring), split by its two causes
             Gd = jnp.ones_like(ravel_pytree(state.position)[0]) if G is None else G
             k_noise, k_curv = jax.random.split(jax.random.fold_in(key, 1))
-            if target.is_population:  # exact gradients: no minibatch noise
-                out["minibatch_excess"] = jnp.zeros((), state.nll.dtype)
-            else:
-                var = minibatch_gradient_variance(
-                    target, state.position, beta, B, k_noise,
-                    reference=u_star if self.control_variate else None)
-                out["minibatch_excess"] = eps / 8 * jnp.sum(Gd * var)
+            var = minibatch_gradient_variance(target, state.position, beta, B, k_noise, reference=u_star)
+            out["minibatch_excess"] = eps / 8 * jnp.sum(Gd * var)
             out["discretization_excess"] = eps / 8 * curvature_trace(
                 target, state.position, beta, B, k_curv, Gd)
             return out
@@ -250,14 +241,23 @@ class SGLDConfig(NamedTuple):
         def finite(state):
             return state.finite
 
-        def stats(state):
-            out = {"step_size": jnp.asarray(eps, state.nll.dtype)}
-            if center is not None:  # a slow observable, for mixing checks (cheap: O(d))
-                out["sq_distance"] = sq_distance(target.to_constrained(state.position), center)
-            return out
+        stats = step_stats(target, center, eps)
 
         return Kernel(init=init, step=step, position=lambda s: s.position,
                       finite=finite, energy=lambda s: s.nll, diagnose=diagnose)
+
+
+def step_stats(target: Target, center, step_size: float):
+    """The per-step records of a Langevin kernel's state: ``step_size`` and, with a center,
+    ``sq_distance`` = ‖w − center‖², a slow observable for mixing checks (cheap: O(d))."""
+
+    def stats(state):
+        out = {"step_size": jnp.asarray(step_size, state.nll.dtype)}
+        if center is not None:
+            out["sq_distance"] = sq_distance(target.to_constrained(state.position), center)
+        return out
+
+    return stats
 
 
 def minibatch_gradient_variance(target: Target, u, beta, batch_size: int, key, *,
@@ -268,10 +268,10 @@ def minibatch_gradient_variance(target: Target, u, beta, batch_size: int, key, *
     Var_i is estimated (unbiased) from ``num_examples`` random examples, their per-example
     gradients taken ``chunk`` at a time (memory chunk·d, not n·d). With a ``reference`` point u*
     (SGLD-CV), the variance is that of the control-variated gradient: Var_i(βn(∇ℓ_i(u) −
-    ∇ℓ_i(u*)))/B. With B = n every example is used once (:func:`batch_indices`): the gradient is
-    exact and the variance 0."""
+    ∇ℓ_i(u*)))/B. With B = n every example is used once (:func:`batch_indices`), and a population
+    target's gradients are exact: the variance is then 0."""
     n = target.n
-    if batch_size == n:
+    if batch_size == n or target.is_population:
         return jnp.zeros_like(ravel_pytree(u)[0])
 
     def example_grad_at(v, i):  # ∇_v βnℓ_i: the prior, localization and Jacobian terms are exact
@@ -385,8 +385,7 @@ def sample_sgld(
     With a ``center``, every draw also records ``sq_distance`` = ‖w − center‖², a slow observable
     (it follows the flat directions that the minibatch nll hardly sees), for mixing checks.
     """
-    if not (isinstance(step_size, (int, float)) and step_size > 0 and math.isfinite(step_size)):
-        raise InvalidArgumentError(f"`step_size` must be a positive number, got {step_size!r}")
+    real_number(step_size, "step_size")
     options = RunOptions.merge(options, num_chains=num_chains, thinning=thinning,
                                keep_params=keep_params, init=init, progress=progress,
                                chunk_size=chunk_size, devices=devices)
@@ -436,8 +435,7 @@ def sample_sgld(
                             float(rmsprop_eps), eval_full_nll_every is not None, adapt_steps,
                             bool(control_variate))
     else:
-        if not (isinstance(friction, (int, float)) and friction > 0 and math.isfinite(friction)):
-            raise InvalidArgumentError(f"`friction` must be a positive number or None, got {friction!r}")
+        real_number(friction, "friction")
         if preconditioner is not None:
             raise InvalidArgumentError("`friction` (underdamped dynamics) takes no `preconditioner`")
         config = UnderdampedConfig(float(step_size), batch_size, float(friction),

@@ -37,8 +37,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ..target import Target, sq_distance
-from .gradients import batch_indices, control_variates, grad_estimator, nll_control_variate
+from ..target import Target
+from .gradients import batch_indices, chain_gradients
 from .mala import langevin_acceptance
 from .run import Kernel, all_finite
 
@@ -59,17 +59,14 @@ class UnderdampedConfig(NamedTuple):
     control_variate: bool = False
 
     def build(self, target: Target, center, gamma) -> Kernel:
-        from .sgld import _normal_like, minibatch_gradient_variance  # sgld imports this module
+        from .sgld import _normal_like, minibatch_gradient_variance, step_stats  # sgld imports this module
 
         n, B = target.n, self.batch_size
         h = math.sqrt(self.step_size)
         a = math.exp(-self.friction * h)
         kick = jax.tree_util.tree_map
-        grad_fn = grad_estimator(target, center, gamma)
-        if self.control_variate:
-            u_star = target.to_unconstrained(center)
-            grad_fn = control_variates(grad_fn, target, u_star)
-        recorded_nll = nll_control_variate(target, center)
+        grad_fn, recorded_nll, u_star = chain_gradients(target, center, gamma, self.control_variate)
+        stats = step_stats(target, center, self.step_size)
 
         def gradient(key, u, beta):
             idx = batch_indices(key, n, B)
@@ -96,19 +93,10 @@ class UnderdampedConfig(NamedTuple):
         def diagnose(key, state, beta):  # the MALA check of a Langevin move of ε = h², full data
             fn = lambda u: target.log_density_unconstrained(u, beta, center, gamma)
             out = {"mala_accept": langevin_acceptance(key, fn, state.position, self.step_size)}
-            if target.is_population:
-                out["minibatch_excess"] = jnp.zeros((), state.nll.dtype)
-            else:
-                var = minibatch_gradient_variance(target, state.position, beta, B, jax.random.fold_in(key, 1),
-                                                  reference=u_star if self.control_variate else None)
-                out["minibatch_excess"] = h / (4 * self.friction) * jnp.sum(var)
+            var = minibatch_gradient_variance(target, state.position, beta, B, jax.random.fold_in(key, 1),
+                                              reference=u_star)
+            out["minibatch_excess"] = h / (4 * self.friction) * jnp.sum(var)
             out["discretization_excess"] = jnp.zeros((), state.nll.dtype)  # BAOAB: exact on quadratics
-            return out
-
-        def stats(state):
-            out = {"step_size": jnp.asarray(self.step_size, state.nll.dtype)}
-            if center is not None:
-                out["sq_distance"] = sq_distance(target.to_constrained(state.position), center)
             return out
 
         return Kernel(init=init, step=step, position=lambda s: s.position, finite=lambda s: s.finite,

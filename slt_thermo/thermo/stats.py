@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import ConvergenceWarning, InvalidArgumentError, NumericalWarning, TooFewHealthyChainsError
-from ..results import Samples, ess_mean, rhat
+from ..results import RHAT_INFLATE, Samples, ess_mean, rhat, stuck_chains, unconverged_rungs
 
 
 def healthy_draws(samples: Samples, var: str = "nll", *, min_chains: int = 1) -> list[np.ndarray]:
@@ -46,10 +46,6 @@ def healthy_draws(samples: Samples, var: str = "nll", *, min_chains: int = 1) ->
     return out
 
 
-RHAT_INFLATE = 1.05  # above this split R-hat the chains disagree: the error bar takes their spread
-ESS_WARN = 100  # bulk ESS below this: the error bar itself is unreliable
-
-
 def mean_se(x: np.ndarray) -> tuple[float, float, float]:
     """(mean, standard error, ESS) of a (chain, draw) array; SE = sd/√ESS_mean (ArviZ mcse_mean),
     made honest where the chains say the draws cannot be trusted:
@@ -72,12 +68,6 @@ def mean_se(x: np.ndarray) -> tuple[float, float, float]:
         elif x.shape[0] >= 2 and rhat(x) > RHAT_INFLATE:
             se = max(se, float(x.mean(axis=1).std(ddof=1)) / math.sqrt(x.shape[0]))
     return float(x.mean()), se, ess
-
-
-def stuck_chains(x: np.ndarray) -> int:
-    """How many chains of a (chain, draw) array never moved (every draw equal to the first)."""
-    x = np.asarray(x)
-    return int(np.sum(np.all(x == x[:, :1], axis=1))) if x.ndim == 2 and x.shape[1] > 1 else 0
 
 
 def rung_stats(samples: Samples, *, min_chains: int = 1) -> xr.Dataset:
@@ -106,28 +96,11 @@ def rung_stats(samples: Samples, *, min_chains: int = 1) -> xr.Dataset:
 
 
 def _warn_unconverged(stats: xr.Dataset) -> None:
-    """One ConvergenceWarning naming the rungs with stuck chains, R-hat > RHAT_INFLATE or bulk
-    ESS < ESS_WARN, and what their error bars became."""
-    betas = stats["beta"].values
-    stuck = stats["stuck"].values > 0
-    split = np.nan_to_num(stats["rhat"].values, nan=1.0) > RHAT_INFLATE
-    few = stats["ess"].values < ESS_WARN
-    parts = []
-    if stuck.any():
-        parts.append(f"{int(stats['stuck'].values.sum())} chain(s) never moved at {_betas(betas[stuck])} "
-                     "(error bar: inf)")
-    if (split & ~stuck).any():
-        parts.append(f"R-hat > {RHAT_INFLATE} at {_betas(betas[split & ~stuck])} (max "
-                     f"{np.nanmax(stats['rhat'].values[split & ~stuck]):.3g}; error bar: at least the chain "
-                     "means' spread)")
-    if (few & ~stuck).any():
-        parts.append(f"bulk ESS < {ESS_WARN} at {_betas(betas[few & ~stuck])} (min "
-                     f"{np.min(stats['ess'].values[few & ~stuck]):.0f})")
+    """One ConvergenceWarning naming the rungs with stuck chains, R-hat > RHAT_INFLATE or ESS <
+    ESS_WARN, and what their error bars became."""
+    parts = unconverged_rungs(stats["beta"].values, stuck=stats["stuck"].values, rhat=stats["rhat"].values,
+                              ess=stats["ess"].values)
     if parts:
-        warnings.warn("unconverged rungs: " + "; ".join(parts) + ". Run longer, warm up, or check the "
-                      "step size", ConvergenceWarning, stacklevel=3)
-
-
-def _betas(b) -> str:
-    shown = ", ".join(f"{x:.4g}" for x in b[:4])
-    return f"β = {shown}" + (f" (+{len(b) - 4} more)" if len(b) > 4 else "")
+        warnings.warn("unconverged rungs: " + "; ".join(parts) + ". Error bars: inf where a chain never moved, "
+                      "at least the chain means' spread where R-hat is high. Run longer, warm up, or check "
+                      "the step size", ConvergenceWarning, stacklevel=3)
