@@ -131,7 +131,7 @@ def add_parser(sub):
     g.add_argument("--steps", type=_steps, default="auto", metavar="auto|N",
                    help="steps per chain, burn-in included; auto: blocks of 2000 steps until the second half of "
                         "the draws passes R-hat <= 1.05, |drift z| <= 2 and ESS >= 400, or the budget ends "
-                        "(then λ̂ is flagged: a lower bound where the chains still spread)")
+                        "(then λ̂ is flagged as unconverged, with the way it is still moving)")
     g.add_argument("--max-steps", type=int_at_least(2000), default=AUTO_MAX_STEPS, metavar="N",
                    help="--steps auto: the budget in steps per chain")
     g.add_argument("--max-seconds", type=positive_float, default=None, metavar="S",

@@ -29,7 +29,7 @@ from ..samplers.sgld import sample_sgld
 from ..target import Target
 from .center import check_center, nearest_minimum
 from .diagnostics import PREDICTED_BIAS, llc_from_samples, predicted_bias_too_large
-from .step_size import AUTO_ACCEPT, AUTO_MAX_HALVINGS, auto_step, default_beta, first_step
+from .step_size import AUTO_ACCEPT, AUTO_MAX_HALVINGS, auto_step, curvature_reached, default_beta, first_step
 
 DEFAULT_GAMMA = 1.0  # the localization γ (docstring); devinterp's 100 truncates deep nets' flat directions
 HOT_START_HEAT = 16.0  # check_equilibration: the extra chains start from a run at β / this
@@ -80,9 +80,13 @@ def llc(
         key: PRNG key.
         beta: inverse temperature; default 1/log n.
         step_size: SGLD ε. ``"auto"``: ε = 1/(4κ̂), κ̂ the largest curvature of the localized log
-            density at w* (:func:`max_curvature`), halved and the run repeated (at most 4 times)
-            while its MALA acceptance is < 0.9, its predicted ε-bias exceeds 5% of λ̂ or a chain
-            goes non-finite (no preconditioner; underdamped chains step h = √ε). ``"sweep"``:
+            density at w* (:func:`max_curvature`); the run is repeated (at most 4 times) with ε
+            halved while its MALA acceptance is < 0.9 or its predicted ε-bias exceeds 5% of λ̂,
+            and, when a chain goes non-finite, with ε = 1/(4κ̂_reached) (at most half the last),
+            κ̂_reached the largest curvature where the surviving chains ended
+            (:func:`~slt_thermo.llc.step_size.curvature_reached`; chains that spread from a
+            singular w* meet stiffer regions, 10–10⁴× in deep nets) or cut 16× when every chain
+            blew up (no preconditioner; underdamped chains step h = √ε). ``"sweep"``:
             :func:`sgld_step_size` (11 short overdamped runs, minutes; None means the same, the
             default before issue 23). Or a number.
             ``details["step_size_policy"]`` records the choice.
@@ -121,9 +125,11 @@ def llc(
             the budget ``max_steps`` (per chain; default 50 000) or ``max_seconds`` ends; then
             ``details["auto"]`` says which (``converged``, ``steps``, ``checks``) and an
             unconverged estimate warns which way it is biased (chains started at w* spread
-            outward: a run still drifting up is a lower bound). λ̂ is then the second half's.
+            outward; a λ̂ still rising is a lower bound, one still falling an upper bound).
+            λ̂ is then the second half's.
             A block in which a chain goes non-finite (chains that spread meet larger curvatures)
-            halves ε and starts again, within the same ``max_seconds``.
+            ends the run; the next attempt starts again from w* with ε from κ̂_reached (above),
+            within the same ``max_seconds``.
         num_chains, num_burnin, diagnose_every, progress, devices: as in
             :func:`~slt_thermo.sample_sgld` (the MALA check runs on at most 50 draws per chain
             unless ``diagnose_every`` says otherwise; ``devices`` splits the chains over devices).
@@ -226,7 +232,8 @@ def _sample_until_accepted(target, center, beta, num_chains, key, run_kw, step, 
     Returns (estimate, step record with ``attempts``)."""
     attempts = []
     while True:
-        last = step["rule"] != "auto" or step["halvings"] >= AUTO_MAX_HALVINGS
+        last = step["rule"] != "auto" or len(attempts) >= AUTO_MAX_HALVINGS
+        s = None
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -253,14 +260,23 @@ def _sample_until_accepted(target, center, beta, num_chains, key, run_kw, step, 
             break
         why = (f"{bad} chain(s) went non-finite" if bad else f"MALA acceptance {acc:.3f} < {AUTO_ACCEPT}"
                if acc < AUTO_ACCEPT else f"predicted ε-bias {bias:+.3g} > {PREDICTED_BIAS:.0%} of λ̂")
-        step = auto_step(step["kappa"], step["halvings"] + 1)
+        halvings, reached = step["halvings"] + 1, step.get("kappa_reached")
+        if bad:
+            k = (est.details.get("kappa_reached") if est is not None and "kappa_reached" in est.details
+                 else curvature_reached(target, s, center, beta=beta, gamma=run_kw["gamma"]))
+            attempts[-1]["kappa_reached"] = k
+            if math.isfinite(k):  # ε from the curvature where the surviving chains went (at least halved)
+                halvings, reached = 0, max(k, 2 / (4 * step["step_size"]))
+            elif bad >= num_chains:  # every chain blew up, nothing to measure: ε cut 16×, not 2×
+                halvings = step["halvings"] + 4
+        step = auto_step(step["kappa"], halvings, kappa_reached=reached)
         if run_kw["progress"]:
-            print(f"llc: {why}: halving ε to {step['step_size']:.3g} and running again …", flush=True)
+            print(f"llc: {why}: ε → {step['step_size']:.3g} ({step['short']}), running again …", flush=True)
     for w in caught:  # the sampler's end-of-run check repeats what llc's own diagnostics report
         if not str(w.message).startswith(RUN_CHECK):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if step["rule"] == "auto":
-        step = auto_step(step["kappa"], step["halvings"], passed)
+        step = auto_step(step["kappa"], step["halvings"], passed, step.get("kappa_reached"))
     return est, {**step, "attempts": attempts}
 
 
@@ -338,6 +354,20 @@ def _auto_checks(est) -> dict:
                                             and d["ess"] >= AUTO_ESS)}
 
 
+def _unconverged_direction(checks) -> str:
+    """Which way an unconverged λ̂ is off, from the drift of nL_n between the second half's
+    halves: still rising (a lower bound) or falling (an upper bound); otherwise unknown. The
+    spread ‖w − w*‖² says the chains have not settled, not which way λ̂ moves: on the issue-25
+    suite, runs still spreading sat 30% below and 42% above λ."""
+    z = checks["drift_z"]
+    spreading = " (the chains are still spreading from w*)" if checks["drift_z_distance"] > AUTO_DRIFT_Z else ""
+    if z > AUTO_DRIFT_Z:
+        return f"λ̂ is still rising{spreading}: a lower bound"
+    if z < -AUTO_DRIFT_Z:
+        return f"λ̂ is still falling{spreading}: an upper bound"
+    return f"λ̂ has not settled{spreading}: its error bar understates its error"
+
+
 def _extend_until_converged(target, center, beta, num_chains, key, run_kw, est, nll_center, blocks,
                             deadline) -> Estimate:
     """Continue the accepted auto run block by block until its second half passes the checks or
@@ -358,6 +388,8 @@ def _extend_until_converged(target, center, beta, num_chains, key, run_kw, est, 
         lost = int((~more.healthy.values).sum())
         if lost:
             half.details["unhealthy"] = lost
+            half.details["kappa_reached"] = curvature_reached(target, more, center, beta=beta,
+                                                              gamma=run_kw["gamma"])
             break
         samples = more
     half.details["auto"] = {"converged": checks["passed"] and not lost, "steps": int(steps), "checks": checks,
@@ -367,13 +399,11 @@ def _extend_until_converged(target, center, beta, num_chains, key, run_kw, est, 
         problem = (f"num_steps='auto': {lost} chain(s) went non-finite after {int(steps)} steps per chain (ε too "
                    "large where the chains spread from w*): λ̂ is from the draws before")
     elif not checks["passed"]:
-        up = checks["drift_z"] > 0 or checks["drift_z_distance"] > 0
         problem = (
             f"num_steps='auto': the budget ({'max_seconds' if out_of_time else 'max_steps'}) ended after "
             f"{int(steps)} steps per chain before the chains converged (R-hat {checks['rhat']:.3f}, drift z "
             f"{checks['drift_z']:+.1f}, ‖w − w*‖² drift z {checks['drift_z_distance']:+.1f}, ESS {checks['ess']:.0f}); "
-            + ("the chains are still spreading from w*: λ̂ is a lower bound" if up else
-               "λ̂ has not settled: its error bar understates its error"))
+            + _unconverged_direction(checks))
     else:
         return half
     half.details["auto"]["problem"] = problem

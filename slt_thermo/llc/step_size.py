@@ -3,8 +3,9 @@
 ``auto`` (the default of :func:`~slt_thermo.llc` and ``slt-thermo llc``): ε = 1/(4κ̂), κ̂ the
 largest curvature of the localized log density at w* (:func:`max_curvature`), an eighth of the
 Langevin stability limit 2/κ̂; at a singular w* the curvature grows away from it, so the run is
-repeated with ε halved (at most AUTO_MAX_HALVINGS times) while its MALA acceptance is below
-AUTO_ACCEPT, its predicted ε-bias exceeds PREDICTED_BIAS of λ̂ or a chain goes non-finite.
+repeated (at most AUTO_MAX_HALVINGS times) with ε halved while its MALA acceptance is below
+AUTO_ACCEPT or its predicted ε-bias exceeds PREDICTED_BIAS of λ̂, and with ε = 1/(4κ̂_reached)
+(:func:`curvature_reached`: where the surviving chains went) when a chain goes non-finite.
 ``sweep``: :func:`sgld_step_size`, 11 candidates scored by short runs (minutes).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from functools import partial
 
 import jax
 import numpy as np
@@ -24,7 +26,7 @@ from .._utils import num_params
 from .diagnostics import PREDICTED_BIAS, drift_z, llc_from_samples
 
 AUTO_ACCEPT = 0.9  # auto halves ε until the run's mean MALA acceptance reaches this ...
-AUTO_MAX_HALVINGS = 4  # ... at most this many times
+AUTO_MAX_HALVINGS = 4  # ... at most this many repeats
 
 
 def default_beta(target) -> float:
@@ -34,17 +36,71 @@ def default_beta(target) -> float:
     return 1.0 / math.log(target.n)
 
 
-def auto_step(kappa: float, halvings: int = 0, passed: bool | None = None) -> dict:
-    """The ``auto`` step-size record: ε = 1/(4κ̂)/2^halvings with a text saying why. ``passed``:
-    whether the last run passed the checks (None: not run yet)."""
-    rule = "1/(4κ̂)" + (f"/2^{halvings}" if halvings else "")
+def auto_step(kappa: float, halvings: int = 0, passed: bool | None = None,
+              kappa_reached: float | None = None) -> dict:
+    """The ``auto`` step-size record: ε = 1/(4κ̂)/2^halvings with a text saying why, κ̂ the
+    curvature at w* or, when larger, ``kappa_reached``: the curvature where the chains of an
+    earlier attempt went (:func:`curvature_reached`). ``passed``: whether the last run passed the
+    checks (None: not run yet)."""
+    reached = kappa_reached is not None and kappa_reached > kappa
+    k = kappa_reached if reached else kappa
+    rule = ("1/(4κ̂_reached)" if reached else "1/(4κ̂)") + (f"/2^{halvings}" if halvings else "")
     text = f"auto: ε = {rule}, κ̂ = {kappa:.4g} the largest curvature of the localized log density at w*"
+    if reached:
+        text += (f", κ̂_reached = {kappa_reached:.4g} the largest where an earlier attempt's chains went "
+                 "(they spread from w* into stiffer regions)")
     if halvings:
         text += (f"; halved {halvings}× until the run's MALA acceptance was >= {AUTO_ACCEPT} and its "
                  f"predicted ε-bias <= {PREDICTED_BIAS:.0%} of λ̂" if passed is None or passed
                  else f"; halved {halvings}× (MALA acceptance or predicted ε-bias still failing)")
-    return {"step_size": 1 / (4 * kappa) / 2**halvings, "rule": "auto", "kappa": kappa,
-            "halvings": halvings, "text": text, "short": f"auto: {rule}, κ̂ = {kappa:.4g}"}
+    return {"step_size": 1 / (4 * k) / 2**halvings, "rule": "auto", "kappa": kappa,
+            "kappa_reached": kappa_reached, "halvings": halvings, "text": text,
+            "short": f"auto: {rule}, κ̂ = {k:.4g}"}
+
+
+def curvature_reached(target: Target, samples, center, *, beta: float, gamma: float,
+                      iters: int = 50) -> float:
+    """The largest curvature of the localized log density where a run's healthy chains ended
+    (``samples.state``): power iteration at every chain's last position at once, the max over
+    chains; NaN when no chain is healthy or the products are not finite. At a singular w* the
+    curvature is smallest; chains that spread along its flat directions meet stiffer regions
+    (in deep nets, 10³–10⁴× stiffer), where an ε set at w* blows up."""
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+
+    state = getattr(samples, "state", None)
+    if state is None:
+        return float("nan")
+    healthy = np.asarray(state.healthy).reshape(-1)
+    if not healthy.any():
+        return float("nan")
+    positions = jax.vmap(lambda u: ravel_pytree(u)[0])(state.kernel.position)[healthy]
+    _, unravel = ravel_pytree(target.to_unconstrained(center))
+    center_j = jax.tree_util.tree_map(jnp.asarray, center)
+    kappa = _power_iteration(target, positions, center_j, unravel, float(beta), float(gamma), iters)
+    kappa = np.asarray(kappa)[np.isfinite(kappa)]
+    return float(kappa.max()) if kappa.size else float("nan")
+
+
+@partial(jax.jit, static_argnames=("unravel", "iters"))
+def _power_iteration(target, points, center, unravel, beta, gamma, iters):
+    """|largest eigenvalue| of −∇² log p at each row of ``points`` (fixed ``iters`` steps)."""
+    import jax.numpy as jnp
+
+    grad = jax.grad(lambda v: -target.log_density_unconstrained(unravel(v), beta, center, gamma))
+
+    def one(v):
+        hvp = lambda t: jax.jvp(grad, (v,), (t,))[1]
+        t0 = jax.random.normal(jax.random.PRNGKey(0), v.shape, v.dtype)
+
+        def body(_, t):
+            hv = hvp(t)
+            return hv / jnp.linalg.norm(hv)
+
+        t = jax.lax.fori_loop(0, iters, body, t0 / jnp.linalg.norm(t0))
+        return jnp.abs(t @ hvp(t))
+
+    return jax.vmap(one)(points)
 
 
 def first_step(step_size, target, center, *, key, beta, gamma, batch_size, preconditioner,
