@@ -105,3 +105,44 @@ def package_version() -> str:
         return version("slt-thermo")
     except Exception:
         return "unknown"
+
+
+def real_scalar(value, name: str, *, minimum: float | None = None, strict: bool = True) -> float:
+    """``value`` as a float, checked to be one finite real number (a 0-d numpy/JAX array counts;
+    bools and strings refused), and > ``minimum`` (>= with ``strict=False``) when one is given."""
+    if (not isinstance(value, (numbers.Number, str, bytes)) and getattr(value, "ndim", None) == 0
+            and getattr(getattr(value, "dtype", None), "kind", "") in "fiu"):
+        value = float(value)
+    if minimum is not None:
+        return real_number(value, name, minimum=minimum, strict=strict)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise InvalidArgumentError(f"`{name}` must be a finite real number, got {value!r}")
+    return float(value)
+
+
+def check_samples(samples, name: str = "samples"):
+    """``samples`` itself, checked to be a :class:`~slt_thermo.Samples`."""
+    from .results import Samples
+
+    if not isinstance(samples, Samples):
+        raise InvalidArgumentError(f"`{name}` must be slt_thermo.Samples, got {type(samples).__name__}")
+    return samples
+
+
+def real_array(value, name: str, *, shape=None, ndim=None, finite: bool = True,
+               nonnegative: bool = False) -> np.ndarray:
+    """``value`` as a float64 array, checked to be numeric, of ``shape`` (or ``ndim``), finite
+    (with ``finite``; NaN/inf allowed otherwise) and, with ``nonnegative``, never < 0."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"`{name}` must be a numeric array, got {value!r:.80}") from None
+    if shape is not None and arr.shape != tuple(shape):
+        raise InvalidArgumentError(f"`{name}` must have shape {tuple(shape)}, got {arr.shape}")
+    if ndim is not None and arr.ndim != ndim:
+        raise InvalidArgumentError(f"`{name}` must be {ndim}-D, got shape {arr.shape}")
+    if finite and not np.all(np.isfinite(arr)):
+        raise InvalidArgumentError(f"`{name}` has {int(np.sum(~np.isfinite(arr)))} non-finite value(s)")
+    if nonnegative and np.any(arr < 0):
+        raise InvalidArgumentError(f"`{name}` must be >= 0, got {int(np.sum(arr < 0))} negative value(s)")
+    return arr

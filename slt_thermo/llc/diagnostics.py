@@ -16,6 +16,7 @@ import warnings
 
 import numpy as np
 
+from .._utils import check_samples, positive_int, real_scalar
 from ..errors import ConvergenceWarning, InvalidArgumentError, NumericalWarning
 from ..results import Estimate, Samples, rhat
 from ..thermo.stats import healthy_draws, mean_se
@@ -84,7 +85,13 @@ def llc_from_samples(samples: Samples, nll_center: float, *, beta: float | None 
     compared (``details["equilibration_z"]``, warning above EQUILIBRATION_Z). ``warn=False``
     only records the problems in ``details["problems"]``.
     """
-    beta = float(samples.betas[0]) if beta is None else beta
+    check_samples(samples)
+    nll_center = real_scalar(nll_center, "nll_center")
+    beta = float(samples.betas[0]) if beta is None else real_scalar(beta, "beta", minimum=0.0)
+    if num_params is not None:
+        num_params = positive_int(num_params, "num_params")
+    if hot_start is not None:
+        check_samples(hot_start, "hot_start")
     unhealthy = int((~samples.healthy.values[0]).sum())
     x = healthy_draws(samples, min_chains=1)[0]  # (chain, draw); warns if chains were dropped
     mean, se, ess = mean_se(x)

@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 from scipy.special import logsumexp
 
-from .._utils import known_rlct, weighted_least_squares
+from .._utils import check_samples, known_rlct, real_array, real_scalar, weighted_least_squares
 from ..errors import ConvergenceWarning, InvalidArgumentError, SLTThermoWarning
 from ..results import Estimate, Samples
 from .stats import healthy_draws, rung_stats
@@ -70,7 +70,9 @@ def energy_at(samples: Samples, beta: float) -> tuple[float, float, str]:
 def wbic(samples: Samples) -> Estimate:
     """WBIC = E^β[nL_n] at β = 1/log n (Watanabe 2013): an estimate of the Bayes free energy
     that shares its λ log n term (not the −(m−1) log log n one)."""
-    n = samples.n
+    n = check_samples(samples).n
+    if n < 2:
+        raise InvalidArgumentError("`samples` has n < 2; log n must be positive")
     beta = 1.0 / math.log(n)
     E, se, how = energy_at(samples, beta)
     return Estimate(E, se, method="wbic", details={"beta": beta, "n": n, "source": how})
@@ -95,9 +97,23 @@ def rlct(samples: Samples, method: str = "two_temperature", *, beta0=(1.0, 2.0),
     Returns:
         :class:`Estimate` with ``details`` naming the rungs used and, when the run knows it,
         the true λ (``truth``).
+
+    Raises InvalidArgumentError naming the argument for a bad ``method``, ``beta0``, ``beta`` or
+    ``betas`` (checked whichever method reads them).
     """
-    if method not in RLCT_METHODS:
+    check_samples(samples)
+    if not isinstance(method, str) or method not in RLCT_METHODS:
         raise InvalidArgumentError(f"`method` must be one of {RLCT_METHODS}, got {method!r}")
+    beta0 = real_array(beta0, "beta0", shape=(2,))
+    if beta0[0] == beta0[1] or np.any(beta0 <= 0):
+        raise InvalidArgumentError(f"`beta0` must be two distinct positive numbers, got {beta0.tolist()!r}")
+    if beta is not None:
+        beta = real_scalar(beta, "beta", minimum=0.0)
+    if betas is not None:
+        lo, hi = real_array(betas, "betas", shape=(2,), finite=False)
+        if not (math.isfinite(lo) and lo >= 0 and hi >= lo):  # hi may be inf (no upper bound); NaN fails
+            raise InvalidArgumentError(f"`betas` must be a range (lo, hi) with 0 <= lo <= hi, got {betas!r}")
+        betas = (lo, hi)
     n = samples.n
     if n < 2:
         raise InvalidArgumentError("`samples` has n < 2; log n must be positive")
@@ -105,8 +121,6 @@ def rlct(samples: Samples, method: str = "two_temperature", *, beta0=(1.0, 2.0),
     details = {"n": n, "truth": _truth(samples)}
     if method == "two_temperature":
         b1, b2 = (float(b) / logn for b in beta0)
-        if b1 == b2 or b1 <= 0 or b2 <= 0:
-            raise InvalidArgumentError(f"`beta0` must be two distinct positive numbers, got {beta0!r}")
         E1, se1, how1 = energy_at(samples, b1)
         E2, se2, how2 = energy_at(samples, b2)
         denom = 1 / b1 - 1 / b2
@@ -117,7 +131,7 @@ def rlct(samples: Samples, method: str = "two_temperature", *, beta0=(1.0, 2.0),
     stats = rung_stats(samples)
     all_b = stats["beta"].values
     if method == "specific_heat":
-        target = 1 / logn if beta is None else float(beta)
+        target = 1 / logn if beta is None else beta
         i = int(np.argmin(np.abs(all_b - target)))
         b = float(all_b[i])
         if abs(b - target) > 0.05 * target:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from .._utils import check_samples, real_array, real_scalar
 from ..errors import InvalidArgumentError
 from ..results import Estimate, Samples
 from .stats import rung_stats
@@ -90,6 +91,11 @@ def _log_weights(betas):
     return A, Cv
 
 
+def _check_method(method):
+    if not isinstance(method, str) or method not in METHODS:
+        raise InvalidArgumentError(f"`method` must be one of {METHODS}, got {method!r}")
+
+
 def ti_curve(betas, E, V=None, *, E_se=None, V_se=None, method="log_corrected_trapezoid", log_z0=0.0):
     """F at every rung by TI from the first rung (which must be β = 0).
 
@@ -104,12 +110,19 @@ def ti_curve(betas, E, V=None, *, E_se=None, V_se=None, method="log_corrected_tr
     Returns:
         (F, F_se) arrays over the rungs.
     """
-    betas = np.asarray(betas, dtype=float)
-    E = np.asarray(E, dtype=float)
-    if method not in METHODS:
-        raise InvalidArgumentError(f"`method` must be one of {METHODS}, got {method!r}")
-    if betas.ndim != 1 or betas.size < 2 or E.shape != betas.shape:
+    _check_method(method)
+    log_z0 = real_scalar(log_z0, "log_z0")
+    betas = real_array(betas, "betas", ndim=1)
+    E = real_array(E, "E", ndim=1)
+    if betas.size < 2 or E.shape != betas.shape:
         raise InvalidArgumentError("`betas` and `E` must be 1-D of equal length >= 2")
+    if V is not None:
+        V = real_array(V, "V", shape=betas.shape, nonnegative=True)
+    # an error may be NaN (unknown) or inf (a stuck rung), never negative or misshapen
+    if E_se is not None:
+        E_se = real_array(E_se, "E_se", shape=betas.shape, finite=False, nonnegative=True)
+    if V_se is not None:
+        V_se = real_array(V_se, "V_se", shape=betas.shape, finite=False, nonnegative=True)
     if betas[0] != 0.0:
         raise InvalidArgumentError(
             f"`betas` must start at 0 for thermodynamic integration (got {betas[0]:.4g}); "
@@ -143,8 +156,8 @@ def ti_free_energy(betas, E, V=None, *, E_se=None, V_se=None, method="log_correc
     ``details`` holds the Monte Carlo error (``stderr``) and, separately, the estimated
     ``discretization_error`` (see the module docstring).
     """
-    betas = np.asarray(betas, dtype=float)
     F, F_se = ti_curve(betas, E, V, E_se=E_se, V_se=V_se, method=method, log_z0=log_z0)
+    betas = np.asarray(betas, dtype=float)
     disc = _discretization_error(betas, np.asarray(E, float), None if V is None else np.asarray(V, float), method)
     return Estimate(
         float(F[-1]), float(F_se[-1]), method=f"ti/{method}",
@@ -174,6 +187,9 @@ def free_energy(samples: Samples, method: str = "log_corrected_trapezoid", *, lo
     At β_max = 1 this is the Bayes free energy F_n (minus log evidence). F includes every
     normalizer inside nL_n; ``log_z0`` = log ∫φ corrects for an unnormalized prior.
     """
+    check_samples(samples)
+    _check_method(method)
+    log_z0 = real_scalar(log_z0, "log_z0")
     s = rung_stats(samples)
     return ti_free_energy(s["beta"].values, s["E"].values, s["Var"].values, E_se=s["E_se"].values,
                           V_se=s["Var_se"].values, method=method, log_z0=log_z0)
@@ -181,6 +197,9 @@ def free_energy(samples: Samples, method: str = "log_corrected_trapezoid", *, lo
 
 def free_energy_curve(samples: Samples, method: str = "log_corrected_trapezoid", *, log_z0: float = 0.0) -> xr.Dataset:
     """F(β) at every rung (TI from β = 0) with its Monte Carlo error: variables ``F``, ``F_se``."""
+    check_samples(samples)
+    _check_method(method)
+    log_z0 = real_scalar(log_z0, "log_z0")
     s = rung_stats(samples)
     F, F_se = ti_curve(s["beta"].values, s["E"].values, s["Var"].values, E_se=s["E_se"].values,
                        V_se=s["Var_se"].values, method=method, log_z0=log_z0)

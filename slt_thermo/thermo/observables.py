@@ -36,7 +36,7 @@ import numpy as np
 import xarray as xr
 from scipy.special import logsumexp
 
-from .._utils import check_beta
+from .._utils import check_beta, real_array
 from ..errors import InvalidArgumentError
 from ..results import Samples
 from .stats import healthy_draws, mean_se, rung_stats
@@ -97,7 +97,7 @@ def waic_from_loglik(loglik, beta: float = 1.0) -> dict:
 
     Source: REFERENCE §2.6 [NUM toy matrix]; Watanabe 2010, JMLR 11:3571–3594; ArviZ ``waic``.
     """
-    x = np.asarray(loglik, dtype=np.float64)
+    x = real_array(loglik, "loglik", finite=False)
     if x.ndim < 2:
         raise InvalidArgumentError(
             f"`loglik` must have shape (draws, n) or (chain, draw, n), got shape {x.shape}"
@@ -221,11 +221,15 @@ def _as_grid(samples: Samples, obs, argname: str) -> np.ndarray:
         if set(obs.dims) != {"beta", "chain", "draw"}:
             raise InvalidArgumentError(f"`{argname}` must have dims (beta, chain, draw), got {obs.dims}")
         obs = obs.transpose("beta", "chain", "draw").values
-    arr = np.asarray(obs, dtype=np.float64)
+    arr = real_array(obs, argname, finite=False)
     if arr.shape != shape:
         raise InvalidArgumentError(
             f"`{argname}` must have shape (beta, chain, draw) = {shape}, got {arr.shape}"
         )
+    healthy = samples.healthy.transpose("beta", "chain").values.astype(bool)  # the rest are dropped anyway
+    bad = ~np.isfinite(arr[healthy])
+    if bad.any():
+        raise InvalidArgumentError(f"`{argname}` has {int(bad.sum())} non-finite value(s) on healthy chains")
     return arr
 
 
@@ -351,10 +355,10 @@ def _free_energy_input(samples: Samples, F):
     if isinstance(F, xr.DataArray) and "beta" in F.coords:
         if F.sizes.get("beta") != B or not np.allclose(F["beta"].values, samples.betas):
             raise InvalidArgumentError("`F` is not on the samples' β ladder")
-    F = np.atleast_1d(np.asarray(F, dtype=float))
+    F = np.atleast_1d(real_array(F, "F"))
     if F.shape != (B,):
         raise InvalidArgumentError(f"`F` must have one value per rung, shape ({B},), got {F.shape}")
-    F_se = np.zeros(B) if F_se is None else np.asarray(F_se, dtype=float)
+    F_se = np.zeros(B) if F_se is None else real_array(F_se, "F_se", shape=(B,), finite=False, nonnegative=True)
     return F, F_se
 
 
