@@ -82,7 +82,8 @@ def free_energy_vs_n(model_or_factory, ns, betas=None, *, key, data=None, method
             (write-then-rename: a killed sweep never leaves a half-written file), and a sweep
             called again with the same directory and arguments loads the finished units and runs
             only the rest — the same final numbers as an uninterrupted sweep (each unit's key is
-            ``fold_in(key, i)``). A unit written by a different sweep raises.
+            ``fold_in(key, i)``). A unit written by a different sweep raises. A Ctrl-C while a
+            unit samples raises ``KeyboardInterrupt`` (its partial draws are not saved as a unit).
         sampler: ``sample_nuts`` (default) or any ladder sampler returning Samples, whose F comes
             by TI with ``method``; or ``st.population_annealing``, run on the same fixed ladder,
             whose F(β) = −log Ẑ(β) needs no quadrature (its errors from the independent runs:
@@ -142,6 +143,8 @@ def free_energy_vs_n(model_or_factory, ns, betas=None, *, key, data=None, method
             stats = pa[["E", "E_se", "Var"]]
         else:
             run = sampler(target, betas, key=sub, **sampler_kwargs)
+            if run.ds.attrs.get("interrupted"):  # a Ctrl-C: a partial run is not a finished n
+                raise KeyboardInterrupt(f"free_energy_vs_n: interrupted while sampling n = {n}")
             curve = free_energy_curve(run, method=method)
             stats = rung_stats(run)
             _warn_unmixed(stats, n)

@@ -86,6 +86,7 @@ def run(args, argv) -> int:
     from .. import sweeps
     from ..io import write_json, write_netcdf
     from ..results import clean_attrs
+    from ..samplers.run import deferred_sigint
 
     obj, desc = resolve_model(args.model, args.param)
     ns = args.n
@@ -95,9 +96,15 @@ def run(args, argv) -> int:
     print(f"{name}: F(β) over n = {', '.join(map(str, ns))} ({origin})\nNUTS on {len(betas)} β from 0 to 1 × "
           f"{args.chains} chains ({args.warmup} warmup + {args.samples} draws) per n …", flush=True)
     t0 = time.perf_counter()
-    ds = st.free_energy_vs_n(source, ns, betas, key=key, data=data, sampler=st.sample_nuts, num_chains=args.chains,
-                             num_warmup=args.warmup, num_samples=args.samples, keep_params=False,
-                             checkpoint=args.resume)
+    current = []  # the n being sampled (and "done" once it is)
+    try:
+        with deferred_sigint():  # Ctrl-C: acted on between chunks, never lost (see _unit_sampler)
+            ds = st.free_energy_vs_n(source, ns, betas, key=key, data=data, sampler=_unit_sampler(current),
+                                     num_chains=args.chains, num_warmup=args.warmup, num_samples=args.samples,
+                                     keep_params=False, checkpoint=args.resume)
+    except KeyboardInterrupt:
+        _interrupted(args, argv, desc, name, origin, ns, current, time.perf_counter() - t0)
+        raise  # slt-thermo prints "interrupted" and exits with 130
     wall = time.perf_counter() - t0
     exact_F = sweeps.exact_free_energies(obj, data, ns)
     if lam is not None:
@@ -131,6 +138,73 @@ def run(args, argv) -> int:
     return 0
 
 
+CHUNK_WORK = 200_000  # n × β × chains × ticks per compiled chunk: about 2 s of NUTS on 2 CPU cores
+
+
+def _unit_sampler(current: list):
+    """st.sample_nuts for one n of the sweep, stopping the sweep on Ctrl-C: sample_nuts answers a
+    Ctrl-C with the draws it has (attrs interrupted = 1), and free_energy_vs_n would integrate
+    them as a finished n, save it to --resume as one and go on to the next n; this raises
+    KeyboardInterrupt instead. A Ctrl-C is acted on when the chunk running ends, so chunks are
+    kept to about CHUNK_WORK: the driver's default (5% of the run) took 70 s per chunk at
+    n = 3000 (25 β × 4 chains, warm-up, 2 busy cores). The chunk size does not change the draws
+    (tick t's key is fold_in(key, t)) nor the --resume files' fingerprints, which hold the
+    name sample_nuts (kept here) and the sweep's own arguments. ``current`` gets the n sampled,
+    then "done"."""
+    import functools
+    import math
+    import warnings
+
+    import slt_thermo as st
+
+    from ..samplers.run import check_interrupt
+
+    @functools.wraps(st.sample_nuts)
+    def sample_nuts(target, betas, **kwargs):
+        check_interrupt()  # a Ctrl-C between two n
+        current[:] = [target.n]
+        ticks = kwargs["num_warmup"] + kwargs["num_samples"]
+        chunk = max(1, min(ticks, math.ceil(ticks / 20), 250,  # the driver's default, then at most
+                           CHUNK_WORK // (target.n * len(betas) * kwargs["num_chains"])))  # CHUNK_WORK
+        with warnings.catch_warnings():  # not "returning the draws": the sweep stops
+            warnings.filterwarnings("ignore", "sampling interrupted", st.ConvergenceWarning)
+            run = st.sample_nuts(target, betas, chunk_size=chunk, **kwargs)
+        if run.ds.attrs.get("interrupted"):
+            raise KeyboardInterrupt
+        current.append("done")
+        return run
+    return sample_nuts
+
+
+def _interrupted(args, argv, desc, name, origin, ns, current, wall) -> None:
+    """After a Ctrl-C: a results directory whose summary.json says so (``interrupted``: true, the
+    n being sampled, the sizes finished before it, where they are kept) and one line on stderr."""
+    import sys
+
+    from ..io import write_json
+
+    at, done = (current[0], len(current) > 1) if current else (None, False)
+    finished = ns[:ns.index(at) + done] if at in ns else []
+    if args.resume:
+        kept = f"kept in {args.resume}: the same command continues the sweep"
+    else:
+        kept = "lost: run with --resume DIR to keep the finished sizes across an interruption"
+    where = "before sampling" if at is None else f"{'after' if done else 'while'} sampling n = {at}"
+    summary = meta(argv, "free-energy")
+    summary.update(model={"name": name, **desc}, data=origin, seed=args.seed, sampler="nuts", ns=ns,
+                   interrupted=True, interrupted_at_n=at, ns_finished=finished, resume=args.resume,
+                   wall_time_s=wall, files={"summary": "summary.json"},
+                   message=f"interrupted {where}; {len(finished)} of {len(ns)} sizes finished ({kept})")
+    try:
+        outdir = results_dir(args, "free-energy", desc["slug"])
+        write_json(os.path.join(outdir, "summary.json"), summary)
+    except (OSError, UsageError) as err:  # the interrupt matters more than its record
+        print(f"(could not record the interrupted run: {err})", file=sys.stderr)
+        outdir = None
+    print(f"free-energy: {summary['message']}" + (f"; summary in {outdir}" if outdir else ""), file=sys.stderr,
+          flush=True)
+
+
 def plots(ds, outdir):
     """Draw the free-energy figures into ``outdir``; return their file names."""
     from .. import plotting
@@ -149,6 +223,9 @@ def show(s: dict, outdir: str, *, redraw: bool) -> None:
     from ..io import read_netcdf
 
     print(f"{s['model']['name']}: F(β) over n = {', '.join(map(str, s['ns']))} ({s.get('data', '')})")
+    if s.get("interrupted"):
+        print(s["message"])
+        return
     if redraw:
         s["files"]["plots"] = plots(read_netcdf(os.path.join(outdir, s["files"]["samples"])), outdir)
     print_report(s, outdir)

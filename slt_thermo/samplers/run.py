@@ -8,7 +8,8 @@ Every sampler in :mod:`slt_thermo.samplers` describes itself by a hashable *conf
    a tick is one kernel step during warmup and ``thinning`` steps while sampling), so a whole
    ladder costs one compile, and repeated runs with the same target and settings cost none;
 3. after each chunk moves the recorded draws to the host and advances a tqdm bar, so a run
-   that is interrupted (Ctrl-C) returns the draws it has, marked ``attrs["interrupted"] = 1``;
+   that is interrupted (Ctrl-C) returns the draws it has, marked ``attrs["interrupted"] = 1``
+   (:func:`deferred_sigint`: the Ctrl-C is honoured at the end of the chunk running, never lost);
 4. tracks per-chain health (non-finite position or energy ⇒ unhealthy) and the per-example
    log-likelihood accumulators (Welford mean/M2 and log-sum-exp) on device.
 
@@ -30,10 +31,13 @@ Samples have dims (chain, draw).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from functools import partial
@@ -267,6 +271,50 @@ def _run_chunk(config, plan: Plan, target: Target, states, acc, healthy, key, be
     return states, acc, healthy, out
 
 
+# ------------------------------------------------------------------------------ Ctrl-C
+_SIGINT = {"pending": False, "owner": False}
+
+
+def _on_sigint(signum, frame):
+    if _SIGINT["pending"]:  # a second Ctrl-C: stop at once (Python's own behaviour)
+        raise KeyboardInterrupt
+    _SIGINT["pending"] = True
+
+
+@contextlib.contextmanager
+def deferred_sigint():
+    """Within: a Ctrl-C (SIGINT) is recorded and raised as ``KeyboardInterrupt`` by the next
+    :func:`check_interrupt` (the driver checks before and after every chunk), not wherever the
+    interpreter happens to be. Python's own handler raises it at any bytecode, and one raised
+    in a garbage-collector callback (jax registers one) or a ``__del__`` is printed as
+    "Exception ignored" and lost: a sweep then ran on for minutes after Ctrl-C. A second Ctrl-C
+    raises at once. A Ctrl-C still pending when the block ends is raised there. Nests (the
+    outermost installs the handler); does nothing off the main thread or when SIGINT has a
+    handler other than Python's default (a user's own)."""
+    if (_SIGINT["owner"] or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    _SIGINT.update(pending=False, owner=True)
+    signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        _SIGINT["owner"] = False
+        pending, _SIGINT["pending"] = _SIGINT["pending"], False
+    if pending:
+        raise KeyboardInterrupt
+
+
+def check_interrupt() -> None:
+    """Raise ``KeyboardInterrupt`` if a Ctrl-C arrived inside :func:`deferred_sigint` since the
+    last check (a safe point: between chunks, between the units of a sweep)."""
+    if _SIGINT["pending"]:
+        _SIGINT["pending"] = False
+        raise KeyboardInterrupt
+
+
 # ------------------------------------------------------------------------------ the driver
 class PreparedRun(NamedTuple):
     """The fixed context of one run (what :func:`advance` and :func:`finalize` need besides the
@@ -437,6 +485,8 @@ def advance(run_: PreparedRun, state: RunState, max_chunks: int | None = None, b
         if hi > lo:
             sl = slice(lo - t0, hi - t0)
             records = records + (jax.tree_util.tree_map(lambda a: to_host(a)[sl], out),)
+        else:  # no draws to fetch: wait anyway, so that one chunk at most is in flight (a
+            healthy.block_until_ready()  # Ctrl-C then waits for it alone, not a queued warm-up)
         state = RunState(kernel, acc, healthy, t0 + plan.chunk, records,
                          state.wall_time_s + time.perf_counter() - start, state.fingerprint)
         done += 1
@@ -488,8 +538,10 @@ def run(config, target: Target, betas, options: RunOptions, *, key, center=None,
     The kernel's ``diagnose`` runs at the recorded draws S−1, S−1−k, S−1−2k, ... ≥ 0 (S draws,
     k = ``diagnose_every``; the last draw always), NaN elsewhere; its PRNG stream is apart from
     the steps', so k changes neither the chains nor the diagnostics at the draws it keeps.
-    A Ctrl-C returns the draws recorded so far (``attrs["interrupted"] = 1``); the Samples carry
-    their state (``samples.state``) for ``RunOptions(resume=...)``.
+    A Ctrl-C ends the run when the chunk running finishes (:func:`deferred_sigint`; a second one
+    at once) and returns the draws recorded so far (``attrs["interrupted"] = 1``; with none yet it
+    raises ``KeyboardInterrupt``); the Samples carry their state (``samples.state``) for
+    ``RunOptions(resume=...)``.
     """
     if options.checkpoint is not None and options.resume is None:
         from ..io import load_state
@@ -498,34 +550,38 @@ def run(config, target: Target, betas, options: RunOptions, *, key, center=None,
         saved = load_state(options.checkpoint)
         if saved is not None:
             options = options.replace(resume=saved)
-    run_, state = prepare(config, target, betas, options, key=key, center=center, gamma=gamma,
-                          sampler=sampler, attrs=attrs, kernel_energy=kernel_energy,
-                          diagnose_every=diagnose_every)
-    B = 1 if run_.betas is None else run_.betas.size
-    bar = _progress_bar(run_.ticks, options.progress, f"{sampler} {B}β×{run_.num_chains}ch")
-    bar.update(min(state.tick, run_.ticks))
-    interrupted, chunks = False, 0
-    try:
-        while not run_.done(state) and (options.max_chunks is None or chunks < options.max_chunks):
-            state = advance(run_, state, 1, bar)  # a Ctrl-C inside keeps the last whole chunk
-            chunks += 1
-            if options.checkpoint is not None:
-                from ..io import save_state
+    with deferred_sigint():  # a Ctrl-C ends the run between chunks (never lost, never mid-chunk)
+        run_, state = prepare(config, target, betas, options, key=key, center=center, gamma=gamma,
+                              sampler=sampler, attrs=attrs, kernel_energy=kernel_energy,
+                              diagnose_every=diagnose_every)
+        B = 1 if run_.betas is None else run_.betas.size
+        bar = _progress_bar(run_.ticks, options.progress, f"{sampler} {B}β×{run_.num_chains}ch")
+        bar.update(min(state.tick, run_.ticks))
+        interrupted, chunks = False, 0
+        try:
+            while True:
+                check_interrupt()  # a Ctrl-C during the set-up or the chunk just run
+                if run_.done(state) or (options.max_chunks is not None and chunks >= options.max_chunks):
+                    break
+                state = advance(run_, state, 1, bar)  # a Ctrl-C inside keeps the last whole chunk
+                chunks += 1
+                if options.checkpoint is not None:
+                    from ..io import save_state
 
-                save_state(options.checkpoint, state)
-    except KeyboardInterrupt:
-        if not state.records:
-            bar.close()
-            raise
-        interrupted = True
-        warnings.warn(
-            f"sampling interrupted; returning the {sum(r['nll'].shape[0] for r in state.records)} "
-            "draws recorded so far (attrs['interrupted'] = 1)",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
-    bar.close()
-    return finalize(run_, state, interrupted)
+                    save_state(options.checkpoint, state)
+        except KeyboardInterrupt:
+            if not state.records:
+                bar.close()
+                raise
+            interrupted = True
+            warnings.warn(
+                f"sampling interrupted; returning the {sum(r['nll'].shape[0] for r in state.records)} "
+                "draws recorded so far (attrs['interrupted'] = 1)",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        bar.close()
+        return finalize(run_, state, interrupted)
 
 
 def _fingerprint(sampler, config, target, betas, num_chains, plan, gamma, center, key) -> tuple:
