@@ -131,8 +131,11 @@ def first_step(step_size, target, center, *, key, beta, gamma, batch_size, preco
                     else f"the smallest sound ε (predicted ε-bias above {PREDICTED_BIAS:.0%} everywhere)")
                 + ("" if table.attrs.get("mixing", True)
                    else "; it did not mix within the sweep (λ̂ likely too low)")}
-    if isinstance(step_size, str) or not (step_size is not None and float(step_size) > 0
-                                          and math.isfinite(float(step_size))):
+    try:
+        ok = not isinstance(step_size, str) and 0 < float(step_size) < math.inf
+    except (TypeError, ValueError):  # a list, an array of several values, an object
+        ok = False
+    if not ok:
         raise InvalidArgumentError(f"`step_size` must be 'auto', 'sweep' or a positive number, got {step_size!r}")
     return {"step_size": float(step_size), "rule": "given", "text": "given", "short": "given"}
 
