@@ -72,11 +72,15 @@ whitening, step size), :mod:`.moves` (the kernels), :mod:`.rung` (one compiled r
 :mod:`.anneal` (the rung loop, :class:`AnnealState`), :mod:`.results` (:class:`AnnealingResult`,
 :class:`BDMCResult`), :mod:`.api` (the public functions, one shared set-up).
 
-**Errors.** The within-run standard error of log Ẑ(β_k) is the delta method under perfect mixing,
-Var ≈ Σ_{l≤k} (1/ESS_l − 1/R) (so ρ_f ≈ Σ (R/ESS_l − 1), REFERENCE §3.1), a lower bound when the
-moves mix imperfectly; the family statistic ρ_t (≈ ρ_f, WMK 2015) is reported alongside. With
-``num_runs`` ≥ 2 the reported ``log_z_se`` is the spread of the independent runs
-(delta method on log mean_r Ẑ_r), which is honest whatever the mixing.
+**Errors.** The within-run standard error of log Ẑ(β_k) by the delta method under perfect mixing,
+Var ≈ Σ_{l≤k} (1/ESS_l − 1/R) (so ρ_f ≈ Σ (R/ESS_l − 1), REFERENCE §3.1), is a lower bound when
+the moves mix imperfectly; the genealogy's, (ρ_t − 1)/R with ρ_t = R Σ_j ν_j² over the Eve
+families (Chan & Lai 2013; ρ_t ≈ ρ_f under perfect mixing, WMK 2015), sees the families that
+imperfect moves lose. The reported ``log_z_se`` is the larger of the genealogy's and the delta
+method's (with ``num_runs`` ≥ 2: of the genealogy's and the spread of the runs). Population
+annealing doubles its sweeps while ρ_t − 1 > COLLAPSE_RATIO·ρ_f (up to MAX_SWEEP_FACTOR ×
+``mcmc_steps``) and warns when that was not enough (``benchmarks/pa_coverage.py``: coverage of
+2 se from 55–70% to 95% on linear regressions at d = 5–50).
 """
 
 # MOVES, SCHEMES, PRECONDITIONS and the particle / tuning types that pickled AnnealStates of the

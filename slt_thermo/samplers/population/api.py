@@ -233,7 +233,8 @@ def population_annealing(
             :class:`~slt_thermo.SLTThermoError`) carrying the partial result.
         mcmc: ``"hmc"`` | ``"mala"`` | ``"nuts"`` (population-tuned kernels, see the module
             docstring) or a sampler config with ``.build(target, center, gamma)``.
-        mcmc_steps: MCMC sweeps per particle per rung (HMC: trajectories).
+        mcmc_steps: MCMC sweeps per particle per rung (HMC: trajectories); doubled, up to 8×,
+            while the families collapse faster than perfect mixing predicts (``rungs["sweeps"]``).
         resampling: ``"systematic"`` (default, lowest variance), ``"multinomial"`` or
             ``"residual"``.
         num_runs: independent runs (vmapped), combined by Machta's weighted averaging.
