@@ -19,11 +19,14 @@ def positive_int(value, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def real_number(value, name: str, *, minimum: float = 0.0, strict: bool = True) -> float:
+def real_number(value, name: str, *, minimum: float | None = 0.0, strict: bool = True) -> float:
     """``value`` as a float, checked to be a finite real number > ``minimum`` (>= with
-    ``strict=False``; bools refused)."""
+    ``strict=False``; any finite number with ``minimum=None``; bools refused)."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or (value <= minimum if strict else value < minimum):
+    if minimum is None:
+        if not ok:
+            raise InvalidArgumentError(f"`{name}` must be a finite real number, got {value!r}")
+    elif not ok or (value <= minimum if strict else value < minimum):
         raise InvalidArgumentError(
             f"`{name}` must be a finite number {'>' if strict else '>='} {minimum:g}, got {value!r}")
     return float(value)
@@ -113,11 +116,7 @@ def real_scalar(value, name: str, *, minimum: float | None = None, strict: bool 
     if (not isinstance(value, (numbers.Number, str, bytes)) and getattr(value, "ndim", None) == 0
             and getattr(getattr(value, "dtype", None), "kind", "") in "fiu"):
         value = float(value)
-    if minimum is not None:
-        return real_number(value, name, minimum=minimum, strict=strict)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise InvalidArgumentError(f"`{name}` must be a finite real number, got {value!r}")
-    return float(value)
+    return real_number(value, name, minimum=minimum, strict=strict)
 
 
 def check_samples(samples, name: str = "samples"):

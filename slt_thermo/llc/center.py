@@ -74,7 +74,7 @@ def nearest_minimum(target, center, *, maxiter: int = 2000) -> dict | None:
         val, g = vg(target, jnp.asarray(v, flat.dtype))
         return float(val), np.asarray(g, dtype=float)
 
-    h0, r, iterations = 0.0, None, 0  # nL_n(w*) − nL_n(w*)
+    r, iterations = None, 0  # fun is nL_n(w) − nL_n(w*): 0 at w*
     noise = np.random.default_rng(0).standard_normal(flat.size)
     for scale in START_SCALES:
         try:
@@ -88,8 +88,7 @@ def nearest_minimum(target, center, *, maxiter: int = 2000) -> dict | None:
             return None
         iterations += int(ri.nit)
         r = ri if r is None or ri.fun < r.fun else r
-    h = float(r.fun)
-    w_hat = target.to_constrained(unravel(jnp.asarray(r.x, flat.dtype))) if h < h0 else center
-    delta = h0 - min(h, h0)
-    return {"nll_min": float(target.nll(center)) - delta, "delta": delta, "iterations": iterations,
+    delta = max(-float(r.fun), 0.0)
+    w_hat = target.to_constrained(unravel(jnp.asarray(r.x, flat.dtype))) if delta > 0 else center
+    return {"nll_min": -float(jnp.sum(ll0)) - delta, "delta": delta, "iterations": iterations,
             "params": w_hat}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from functools import partial
 
 import jax
 import numpy as np
@@ -77,30 +76,29 @@ def curvature_reached(target: Target, samples, center, *, beta: float, gamma: fl
     positions = jax.vmap(lambda u: ravel_pytree(u)[0])(state.kernel.position)[healthy]
     _, unravel = ravel_pytree(target.to_unconstrained(center))
     center_j = jax.tree_util.tree_map(jnp.asarray, center)
-    kappa = _power_iteration(target, positions, center_j, unravel, float(beta), float(gamma), iters)
-    kappa = np.asarray(kappa)[np.isfinite(kappa)]
+
+    # compiled per call, like max_curvature's products: ``unravel`` is this call's, and a
+    # module-level jit keyed on it would keep one executable per call alive for good
+    @jax.jit
+    def power_iteration(tg, points, beta, gamma):  # |largest eigenvalue| of −∇² log p per row
+        grad = jax.grad(lambda v: -tg.log_density_unconstrained(unravel(v), beta, center_j, gamma))
+
+        def one(v):
+            hvp = lambda t: jax.jvp(grad, (v,), (t,))[1]
+            t0 = jax.random.normal(jax.random.PRNGKey(0), v.shape, v.dtype)
+
+            def body(_, t):
+                hv = hvp(t)
+                return hv / jnp.linalg.norm(hv)
+
+            t = jax.lax.fori_loop(0, iters, body, t0 / jnp.linalg.norm(t0))
+            return jnp.abs(t @ hvp(t))
+
+        return jax.vmap(one)(points)
+
+    kappa = np.asarray(power_iteration(target, positions, float(beta), float(gamma)))
+    kappa = kappa[np.isfinite(kappa)]
     return float(kappa.max()) if kappa.size else float("nan")
-
-
-@partial(jax.jit, static_argnames=("unravel", "iters"))
-def _power_iteration(target, points, center, unravel, beta, gamma, iters):
-    """|largest eigenvalue| of −∇² log p at each row of ``points`` (fixed ``iters`` steps)."""
-    import jax.numpy as jnp
-
-    grad = jax.grad(lambda v: -target.log_density_unconstrained(unravel(v), beta, center, gamma))
-
-    def one(v):
-        hvp = lambda t: jax.jvp(grad, (v,), (t,))[1]
-        t0 = jax.random.normal(jax.random.PRNGKey(0), v.shape, v.dtype)
-
-        def body(_, t):
-            hv = hvp(t)
-            return hv / jnp.linalg.norm(hv)
-
-        t = jax.lax.fori_loop(0, iters, body, t0 / jnp.linalg.norm(t0))
-        return jnp.abs(t @ hvp(t))
-
-    return jax.vmap(one)(points)
 
 
 def first_step(step_size, target, center, *, key, beta, gamma, batch_size, preconditioner,

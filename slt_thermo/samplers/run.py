@@ -9,7 +9,7 @@ Every sampler in :mod:`slt_thermo.samplers` describes itself by a hashable *conf
    ladder costs one compile, and repeated runs with the same target and settings cost none;
 3. after each chunk moves the recorded draws to the host and advances a tqdm bar, so a run
    that is interrupted (Ctrl-C) returns the draws it has, marked ``attrs["interrupted"] = 1``
-   (:func:`deferred_sigint`: the Ctrl-C is honoured at the end of the chunk running, never lost);
+   (:func:`~.interrupts.deferred_sigint`: the Ctrl-C is honoured at the end of the chunk running, never lost);
 4. tracks per-chain health (non-finite position or energy ⇒ unhealthy) and the per-example
    log-likelihood accumulators (Welford mean/M2 and log-sum-exp) on device.
 
@@ -31,13 +31,10 @@ Samples have dims (chain, draw).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
-import signal
 import sys
-import threading
 import time
 import warnings
 from functools import partial
@@ -53,6 +50,7 @@ from ..errors import ConvergenceWarning, InvalidArgumentError, NumericalWarning,
 from ..results import Samples, clean_attrs
 from ..parallel import to_host
 from ..target import Target
+from .interrupts import check_interrupt, deferred_sigint
 from .records import check_names, leaf_names, run_meta, to_dataset
 from .run_checks import check_rungs
 
@@ -269,50 +267,6 @@ def _run_chunk(config, plan: Plan, target: Target, states, acc, healthy, key, be
         tick, (states, acc, healthy), jnp.arange(plan.chunk)
     )
     return states, acc, healthy, out
-
-
-# ------------------------------------------------------------------------------ Ctrl-C
-_SIGINT = {"pending": False, "owner": False}
-
-
-def _on_sigint(signum, frame):
-    if _SIGINT["pending"]:  # a second Ctrl-C: stop at once (Python's own behaviour)
-        raise KeyboardInterrupt
-    _SIGINT["pending"] = True
-
-
-@contextlib.contextmanager
-def deferred_sigint():
-    """Within: a Ctrl-C (SIGINT) is recorded and raised as ``KeyboardInterrupt`` by the next
-    :func:`check_interrupt` (the driver checks before and after every chunk), not wherever the
-    interpreter happens to be. Python's own handler raises it at any bytecode, and one raised
-    in a garbage-collector callback (jax registers one) or a ``__del__`` is printed as
-    "Exception ignored" and lost: a sweep then ran on for minutes after Ctrl-C. A second Ctrl-C
-    raises at once. A Ctrl-C still pending when the block ends is raised there. Nests (the
-    outermost installs the handler); does nothing off the main thread or when SIGINT has a
-    handler other than Python's default (a user's own)."""
-    if (_SIGINT["owner"] or threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
-        yield
-        return
-    _SIGINT.update(pending=False, owner=True)
-    signal.signal(signal.SIGINT, _on_sigint)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        _SIGINT["owner"] = False
-        pending, _SIGINT["pending"] = _SIGINT["pending"], False
-    if pending:
-        raise KeyboardInterrupt
-
-
-def check_interrupt() -> None:
-    """Raise ``KeyboardInterrupt`` if a Ctrl-C arrived inside :func:`deferred_sigint` since the
-    last check (a safe point: between chunks, between the units of a sweep)."""
-    if _SIGINT["pending"]:
-        _SIGINT["pending"] = False
-        raise KeyboardInterrupt
 
 
 # ------------------------------------------------------------------------------ the driver

@@ -22,7 +22,7 @@ from ...errors import ConvergenceWarning, InvalidArgumentError, NumericalError, 
 from ...target import Target
 from ..run import _progress_bar
 from .moves import _Spec
-from .results import _collect
+from .results import _collect, rho_f_increments
 from .rung import _dtype, _flatten_particles, _rung, _start
 from .tuning import _initial_eps
 
@@ -244,25 +244,28 @@ def family_collapse(cols, R) -> tuple[float, float]:
     perfect-mixing value from the weights alone, ρ_f = Σ_l (R/ESS_l − 1) (REFERENCE §3.1). With
     moves that decorrelate a particle from its family the two agree (Wang, Machta & Katzgraber
     2015); ρ_t − 1 > COLLAPSE_RATIO·ρ_f says the families die faster: the moves mix too little."""
-    ess_inc = np.stack(cols["ess_inc"], axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rho_f = np.sum(np.where(np.isfinite(ess_inc), R / ess_inc - 1.0, 0.0), axis=1)
+    rho_f = np.sum(rho_f_increments(np.stack(cols["ess_inc"], axis=1), R), axis=1)
     return float(np.mean(cols["rho_t"][-1]) - 1.0), float(np.mean(rho_f))
 
 
-def _next_sweeps(ctx: _Ctx, st: AnnealState) -> int:
-    """The MCMC sweeps of the next rung. Population annealing doubles the last rung's (at most
-    to MAX_SWEEP_FACTOR × ``mcmc_steps``) while its families collapse faster than perfect mixing
-    predicts (:func:`family_collapse`): on Bayesian linear regressions (R = 512) two sweeps left
-    log Ẑ 0.3–0.4 nats low at d = 20–50 with ρ_t twice ρ_f, eight removed the bias. AIS keeps
-    ``mcmc_steps``."""
+def _collapsing(ctx: _Ctx, st: AnnealState) -> tuple[float, float] | None:
+    """(ρ_t − 1, ρ_f) when population annealing's families die faster than perfect mixing
+    predicts (ρ_t − 1 > COLLAPSE_RATIO·ρ_f, :func:`family_collapse`), else None (always for AIS
+    and for runs without sweeps)."""
     if ctx.method != "population_annealing" or ctx.sweeps == 0 or st.k == 0:
-        return ctx.sweeps
-    last = int(st.cols["sweeps"][-1][0])
+        return None
     rho_t, rho_f = family_collapse(st.cols, ctx.spec.num_particles)
-    if rho_t > COLLAPSE_RATIO * max(rho_f, 1.0):
-        return min(2 * last, MAX_SWEEP_FACTOR * ctx.sweeps)
-    return last
+    return (rho_t, rho_f) if rho_t > COLLAPSE_RATIO * max(rho_f, 1.0) else None
+
+
+def _next_sweeps(ctx: _Ctx, st: AnnealState) -> int:
+    """The MCMC sweeps of the next rung: the last rung's, doubled (at most to MAX_SWEEP_FACTOR ×
+    ``mcmc_steps``) while the families collapse (:func:`_collapsing`): on Bayesian linear
+    regressions (R = 512) two sweeps left log Ẑ 0.3–0.4 nats low at d = 20–50 with ρ_t twice ρ_f,
+    eight removed the bias. AIS keeps ``mcmc_steps``."""
+    if _collapsing(ctx, st) is None:
+        return int(st.cols["sweeps"][-1][0]) if st.k else ctx.sweeps
+    return min(2 * int(st.cols["sweeps"][-1][0]), MAX_SWEEP_FACTOR * ctx.sweeps)
 
 
 def _anneal_step(ctx: _Ctx, st: AnnealState) -> AnnealState:
@@ -351,10 +354,9 @@ def _anneal(target, spec, *, betas, beta_max, target_ess, max_rungs, num_runs, k
 def _warn_collapse(ctx: _Ctx, st: AnnealState) -> None:
     """A ConvergenceWarning when population annealing's families collapsed faster than perfect
     mixing predicts even at the most sweeps it allows (:func:`_next_sweeps`)."""
-    if ctx.method != "population_annealing" or ctx.sweeps == 0 or st.k == 0:
-        return
-    rho_t, rho_f = family_collapse(st.cols, ctx.spec.num_particles)
-    if rho_t > COLLAPSE_RATIO * max(rho_f, 1.0) and st.cols["sweeps"][-1][0] >= MAX_SWEEP_FACTOR * ctx.sweeps:
+    collapse = _collapsing(ctx, st)
+    if collapse is not None and st.cols["sweeps"][-1][0] >= MAX_SWEEP_FACTOR * ctx.sweeps:
+        rho_t, rho_f = collapse
         warnings.warn(
             f"population_annealing: the families collapsed faster than perfect mixing predicts (ρ_t − 1 = "
             f"{rho_t:.3g} against ρ_f = {rho_f:.3g}) even at {MAX_SWEEP_FACTOR * ctx.sweeps} MCMC sweeps per "

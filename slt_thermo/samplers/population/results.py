@@ -169,6 +169,13 @@ def _bdmc_result(fwd: AnnealingResult, rev: AnnealingResult) -> BDMCResult:
 
 
 # ============================================================================== the rungs
+def rho_f_increments(ess_inc, R):
+    """R/ESS − 1 of each rung's weight update, (run, beta) (0 where there was none, at β_0): their
+    sum over rungs is ρ_f, R·Var(log Ẑ) under perfect mixing (REFERENCE §3.1)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.isfinite(ess_inc), R / ess_inc - 1.0, 0.0)
+
+
 def _combine_runs(wr, x_run, var_run):
     """Machta's combination of per-run means ``x_run`` (run, beta, ...) with weights ``wr`` ∝ Ẑ_r
     (run, beta): (mean, standard error); the error is the spread of the runs when there are
@@ -234,9 +241,7 @@ def _rungs_dataset(ctx: _Ctx, st: AnnealState, complete: bool) -> xr.Dataset:
     se_runs = np.std(M * wr, axis=0, ddof=1) / math.sqrt(M) if M >= 2 else np.full(wr.shape[1], np.nan)
     log_z_se = np.maximum(se_runs if M >= 2 else se_within, se_family)
     ess = A["ess"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rho_inc = np.where(np.isfinite(A["ess_inc"]), R / A["ess_inc"] - 1.0, 0.0)
-    rho_f_delta = np.cumsum(rho_inc, axis=1)
+    rho_f_delta = np.cumsum(rho_f_increments(A["ess_inc"], R), axis=1)
     names = list(ctx.target.observable_names)
     coords = {"beta": np.asarray(st.ladder), "run": np.arange(M)}
     if "obs_mean_run" in A:
